@@ -1,0 +1,248 @@
+"""`infogan train | generate | traverse | encode`: parse, call the library, print.
+
+Every `train` flag is a `TrainConfig` field. A user mistake prints one line,
+`infogan: error: ...`, and exits with code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import dataclasses
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from .errors import InfoganError
+
+HELP = {
+    "preset": "tutorial (the Keras tutorial, exactly) or paper (the InfoGAN paper's MNIST nets)",
+    "data": "mnist-5k (embedded), mnist, fashion-mnist, or idx:PATH",
+    "data_dir": "folder holding the dataset's IDX files",
+    "codes": "code spec, e.g. 'c1=cat:10,c2=unif:-1:1@0.1,c3=gauss@0.1' (@ sets lambda)",
+    "cont_loss": "continuous-code loss: nll (learned std), nll-fixed (std 1) or mse",
+    "epochs": "training budget in epochs (default 100)",
+    "steps": "training budget in iterations (total, also on --resume)",
+    "minutes": "stop after this many minutes of training",
+    "sample_every": "write a sample grid every N iterations (default 10 epochs)",
+    "save_every": "write a checkpoint every N iterations (default 10 epochs)",
+    "log_every": "log mean losses every N iterations",
+    "precision": "fp32 or bf16 (autocast)",
+    "exact": "the tutorial's arithmetic where a speed option changes it (D's trunk run twice)",
+    "stop_on_collapse": "stop when the run looks collapsed",
+}
+
+
+def _field_type(f: dataclasses.Field):
+    ann = str(f.type)
+    for name, t in (("bool", bool), ("int", int), ("float", float)):
+        if ann.startswith(name):
+            return t
+    return str
+
+
+def _add_train_args(p: argparse.ArgumentParser) -> None:
+    from .train import TrainConfig
+
+    p.add_argument("run", nargs="?", default="runs/tutorial", help="run folder (default runs/tutorial)")
+    p.add_argument("--resume", action="store_true", help="continue the run in RUN")
+    p.add_argument("--force", action="store_true", help="replace an existing run folder")
+    for f in dataclasses.fields(TrainConfig):
+        flag = "--" + f.name.replace("_", "-")
+        t = _field_type(f)
+        if t is bool:
+            p.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=HELP.get(f.name))
+        else:
+            p.add_argument(flag, type=t, default=None, help=HELP.get(f.name))
+
+
+def _parse_assignments(items: list[str] | None, spec) -> dict:
+    out = {}
+    for item in items or []:
+        name, sep, value = item.partition("=")
+        if not sep:
+            raise InfoganError(f"--code '{item}' is not NAME=VALUE, e.g. --code c1=3")
+        code = spec[name.strip()]
+        try:
+            v = float(value)
+        except ValueError:
+            raise InfoganError(f"--code {item}: '{value}' is not a number") from None
+        out[code.name] = code.check_value(v)
+    return out
+
+
+def cmd_train(a) -> int:
+    from .train import TrainConfig, train
+
+    fields = {f.name for f in dataclasses.fields(TrainConfig)}
+    given = {k: v for k, v in vars(a).items() if k in fields and v is not None}
+    cfg = TrainConfig(**given)
+    if a.resume:
+        # None marks "not given" so the saved config wins; unset fields fall back to it.
+        cfg = TrainConfig(**{f: given.get(f) for f in fields})
+    r = train(cfg, a.run, resume=a.resume, force=a.force,
+              log_fn=lambda s: print(f"infogan: {s}", file=sys.stderr))
+    last = r.last
+    if last:
+        mi = ", ".join(f"I({k[3:]})={v:.3f}" for k, v in last.items() if k.startswith("mi_"))
+        print(f"step {r.step}: d_real {last['d_real']:.3f} d_fake {last['d_fake']:.3f} "
+              f"g {last['g']:.3f} q {last['q']:.3f} {mi}; {r.sec_per_iter:.4f} s/iter")
+    print(f"run:        {r.run_dir}")
+    print(f"checkpoint: {r.checkpoint}")
+    print(f"grid:       {r.grid}")
+    print(f"log:        {r.run_dir / 'log.jsonl'}")
+    return 0
+
+
+def cmd_generate(a) -> int:
+    from .model import load
+    from .sampling import save_grid, to_uint8
+
+    model = load(a.run, a.checkpoint)
+    out = Path(a.out)
+    if out.suffix.lower() not in (".png", ".npz"):
+        raise InfoganError(f"--out {out}: write .png (a grid) or .npz (arrays)")
+    s = model.sample(a.n, _parse_assignments(a.code, model.spec), a.seed)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if out.suffix.lower() == ".png":
+        save_grid(s.images, out, nrow=a.nrow)
+    else:
+        arrays = {"images": to_uint8(s.images)}
+        for c in model.spec:
+            v = s.codes[c.name].numpy()
+            arrays[c.name] = v.astype(np.int64 if c.kind == "cat" else np.float32)
+        np.savez(out, **arrays)
+    print(out)
+    return 0
+
+
+def cmd_traverse(a) -> int:
+    from .model import load
+    from .sampling import save_grid, traversal_codes, traverse_values
+    import torch
+
+    model = load(a.run, a.checkpoint)
+    out = Path(a.out)
+    if out.suffix.lower() != ".png":
+        raise InfoganError(f"--out {out}: a traversal is written as .png")
+    values = traverse_values(a.start, a.stop, a.steps)
+    gen = torch.Generator().manual_seed(a.seed)
+    codes, nrows, _ = traversal_codes(model.spec, a.code, values, _parse_assignments(a.fix, model.spec), gen)
+    z = torch.randn(nrows, model.noise_dim, generator=gen).repeat_interleave(len(values), 0)
+    save_grid(model.decode(z, codes), out, nrow=len(values))
+    print(out)
+    return 0
+
+
+def _read_images(path: Path) -> np.ndarray:
+    from .data import read_idx
+
+    if not path.exists():
+        raise InfoganError(f"input {path} does not exist")
+    try:
+        if path.suffix == ".npz":
+            with np.load(path, allow_pickle=False) as f:
+                if "images" not in f:
+                    raise InfoganError(f"{path} has no array named 'images' (has {', '.join(f.files)})")
+                return f["images"]
+        if path.suffix == ".npy":
+            return np.load(path, allow_pickle=False)
+    except (ValueError, OSError, EOFError) as e:
+        raise InfoganError(f"{path} is not a readable numpy file ({e})") from None
+    return read_idx(path)
+
+
+def cmd_encode(a) -> int:
+    from .model import load
+
+    model = load(a.run, a.checkpoint)
+    out = Path(a.out)
+    if out.suffix.lower() not in (".npz", ".csv"):
+        raise InfoganError(f"--out {out}: write .npz or .csv")
+    pred = model.encode(_read_images(Path(a.input)))
+    cols: dict[str, np.ndarray] = {}
+    for name, p in pred.items():
+        if "index" in p:
+            cols[name] = p["index"].numpy()
+            cols[f"{name}_probs"] = p["probs"].numpy()
+        else:
+            cols[f"{name}_mean"] = p["mean"].numpy()
+            if "std" in p:
+                cols[f"{name}_std"] = p["std"].numpy()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if out.suffix.lower() == ".npz":
+        np.savez(out, **cols)
+    else:
+        header, columns = [], []
+        for k, v in cols.items():
+            if v.ndim == 2:
+                header += [f"{k[:-6]}_p{j}" for j in range(v.shape[1])]
+                columns += list(v.T)
+            else:
+                header.append(k)
+                columns.append(v)
+        with open(out, "w", newline="") as f:
+            w = csv.writer(f)
+            w.writerow(header)
+            for row in zip(*columns):
+                w.writerow([f"{x:.6g}" if isinstance(x, np.floating) else int(x) for x in row])
+    n = len(next(iter(cols.values()))) if cols else 0
+    print(f"{out} ({n} images)")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="infogan", description="InfoGAN: GANs steered by learned codes")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    t = sub.add_parser("train", help="train (or --resume) a run")
+    _add_train_args(t)
+    t.set_defaults(fn=cmd_train)
+
+    def model_cmd(name, help_, fn):
+        s = sub.add_parser(name, help=help_)
+        s.add_argument("run", help="run folder")
+        s.add_argument("--checkpoint", default="latest", help="latest, best, step-NNNNNN or a step")
+        s.set_defaults(fn=fn)
+        return s
+
+    g = model_cmd("generate", "draw images, some codes fixed", cmd_generate)
+    g.add_argument("--n", type=int, default=100, help="number of images")
+    g.add_argument("--code", action="append", metavar="NAME=VALUE", help="fix a code (repeatable)")
+    g.add_argument("--seed", type=int, default=None)
+    g.add_argument("--nrow", type=int, default=10, help="images per grid row")
+    g.add_argument("--out", required=True, help="FILE.png (grid) or FILE.npz (arrays)")
+
+    v = model_cmd("traverse", "sweep one code; rows are categorical values", cmd_traverse)
+    v.add_argument("--code", required=True, help="the code to sweep")
+    v.add_argument("--from", dest="start", type=float, default=-2.0)
+    v.add_argument("--to", dest="stop", type=float, default=2.0)
+    v.add_argument("--steps", type=int, default=10)
+    v.add_argument("--fix", action="append", metavar="NAME=VALUE", help="fix another code")
+    v.add_argument("--seed", type=int, default=0)
+    v.add_argument("--out", required=True, help="FILE.png")
+
+    e = model_cmd("encode", "run Q on images: per-code predictions", cmd_encode)
+    e.add_argument("input", help="images: .npz (key 'images'), .npy, or an IDX file (.gz or raw)")
+    e.add_argument("--out", required=True, help="FILE.npz or FILE.csv")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    a = parser.parse_args(argv)
+    if getattr(a, "n", 1) is not None and getattr(a, "n", 1) <= 0:
+        parser.exit(2, f"infogan: error: --n must be positive, got {a.n}\n")
+    try:
+        return a.fn(a)
+    except InfoganError as e:
+        print(f"infogan: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("infogan: interrupted; continue with 'infogan train RUN --resume'", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,483 @@
+"""Training: `TrainConfig`, one `train_step` per preset, and the loop that logs, samples and saves.
+
+Preset `tutorial` (shared/SEED_NOTES.md), per iteration:
+  1. D update on half a batch of real images, target 1;
+  2. D update on half a batch of images from G in inference mode (Keras `predict`: G's
+     BatchNorm uses its moving averages), target 0;
+  3. G + Q-head update on a full batch of fresh (z, c): BCE(D(G(z, c)), 1) + sum_i lambda_i L_i,
+     with D's layers (trunk and D head, shared with Q) frozen. D's BatchNorm layers normalise
+     with batch statistics in every step, as Keras' trainable BatchNorm does in `fit`.
+  Adam(2e-4, beta1 0.5) for both; D's optimiser holds the trunk and the D head, G's holds G and
+  the Q head. Keras' Adam epsilon (1e-7) is kept.
+Preset `paper` (Chen et al. 2016 and the official code): one batch of fakes per iteration;
+  D + Q update: BCE(D(x), 1) + BCE(D(G(z, c)), 0) + sum_i lambda_i L_i, so the information loss
+  trains D's trunk and Q; then G update: BCE(D(G(z, c)), 1) + sum_i lambda_i L_i. Adam beta1 0.5,
+  D 2e-4, G 1e-3, batch 128.
+No dataset label is ever read here: batches come from `Dataset.batch`, which returns images only.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import math
+import os
+import shutil
+import statistics
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from . import checkpoint as ckpt
+from .codes import CONT_LOSSES, CodeSpec
+from .data import load_dataset
+from .errors import InfoganError
+from .nets import NOISE_DIM, PRESETS, build_models
+from .sampling import grid_codes, save_grid
+
+PRESET_DEFAULTS = {
+    "tutorial": dict(codes="c1=cat:10", batch_size=64, lr_d=2e-4, lr_g=2e-4, adam_eps=1e-7),
+    "paper": dict(codes="c1=cat:10,c2=unif:-1:1@0.1,c3=unif:-1:1@0.1", batch_size=128,
+                  lr_d=2e-4, lr_g=1e-3, adam_eps=1e-8),
+}
+# Fields that may change on --resume (budgets and reporting); every other field must match.
+RESUMABLE_CHANGES = {"epochs", "steps", "minutes", "log_every", "sample_every", "save_every",
+                     "threads", "progress", "stop_on_collapse"}
+
+
+@dataclass
+class TrainConfig:
+    """Every `infogan train` flag is a field (`--kebab-case` <-> snake_case). None = preset default."""
+
+    preset: str = "tutorial"
+    data: str = "mnist-5k"
+    data_dir: str | None = None
+    codes: str | None = None
+    cont_loss: str = "nll"
+    noise_dim: int | None = None
+    batch_size: int | None = None
+    lr_d: float | None = None
+    lr_g: float | None = None
+    beta1: float = 0.5
+    beta2: float = 0.999
+    adam_eps: float | None = None
+    epochs: float | None = None
+    steps: int | None = None
+    minutes: float | None = None
+    seed: int = 0
+    log_every: int = 50
+    sample_every: int | None = None      # default: every 10 epochs, as the tutorial
+    save_every: int | None = None        # default: every 10 epochs, as the tutorial
+    device: str = "auto"
+    precision: str = "fp32"
+    channels_last: bool = False
+    compile: bool = False
+    threads: int | None = None
+    exact: bool = False                  # the tutorial's arithmetic: D's trunk run twice in step 3
+    stop_on_collapse: bool = False
+    progress: bool = True
+
+    def resolved(self, n_train: int) -> TrainConfig:
+        """Fill preset defaults and budgets; validate. The result is what config.json stores."""
+        if self.preset not in PRESETS:
+            raise InfoganError(f"unknown preset '{self.preset}'; use one of {', '.join(PRESETS)}")
+        c = dataclasses.replace(self)
+        for k, v in PRESET_DEFAULTS[c.preset].items():
+            if getattr(c, k) is None:
+                setattr(c, k, v)
+        if c.noise_dim is None:
+            c.noise_dim = NOISE_DIM[c.preset]
+        CodeSpec.parse(c.codes, c.cont_loss)  # validates the spec
+        if c.precision not in ("fp32", "bf16"):
+            raise InfoganError(f"unknown precision '{c.precision}'; use fp32 or bf16")
+        if c.device not in ("auto", "cpu", "cuda") and not c.device.startswith("cuda:"):
+            raise InfoganError(f"unknown device '{c.device}'; use auto, cpu or cuda")
+        for name in ("batch_size", "noise_dim", "log_every"):
+            if getattr(c, name) < 1:
+                raise InfoganError(f"--{name.replace('_', '-')} must be at least 1")
+        if c.preset == "tutorial" and c.batch_size % 2:
+            raise InfoganError("--batch-size must be even for the tutorial preset (half real, half fake)")
+        per_epoch = max(1, n_train // c.batch_size)
+        for name in ("epochs", "steps", "minutes"):
+            v = getattr(c, name)
+            if v is not None and v <= 0:
+                raise InfoganError(f"--{name} must be positive, got {v}")
+        if c.steps is None:
+            c.steps = int(round((c.epochs if c.epochs is not None else 100) * per_epoch))
+        c.sample_every = c.sample_every or 10 * per_epoch
+        c.save_every = c.save_every or 10 * per_epoch
+        return c
+
+
+def config_from_dict(d: dict) -> TrainConfig:
+    names = {f.name for f in dataclasses.fields(TrainConfig)}
+    unknown = sorted(set(d) - names)
+    if unknown:
+        raise InfoganError(f"config has unknown keys {unknown}: it was written by another version "
+                           "of infogan; train a new run")
+    return TrainConfig(**d)
+
+
+def model_fingerprint(cfg: TrainConfig, image_shape) -> dict:
+    """What a checkpoint must agree on to be loaded into these models."""
+    return {"preset": cfg.preset, "codes": str(CodeSpec.parse(cfg.codes, cfg.cont_loss)),
+            "cont_loss": cfg.cont_loss, "noise_dim": cfg.noise_dim, "image_shape": list(image_shape)}
+
+
+def pick_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise InfoganError("--device cuda was asked for but no CUDA GPU is visible; use --device cpu")
+    return torch.device(name)
+
+
+# ---- one training iteration ----------------------------------------------------------------
+
+
+@dataclass
+class Trainer:
+    """The pieces one step needs. Not a framework: `train_step` reads them, the loop owns them."""
+
+    cfg: TrainConfig
+    spec: CodeSpec
+    G: torch.nn.Module
+    D: torch.nn.Module
+    opt_d: torch.optim.Optimizer
+    opt_g: torch.optim.Optimizer
+    gen: torch.Generator
+    device: torch.device
+    step: int = 0
+    raw_G: torch.nn.Module = None  # the unwrapped modules (for saving, freezing, eval mode)
+    raw_D: torch.nn.Module = None
+
+    def autocast(self):
+        if self.cfg.precision == "bf16":
+            return torch.autocast(self.device.type, dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
+    def to_device(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.to(self.device, non_blocking=True)
+        return x.contiguous(memory_format=torch.channels_last) if self.cfg.channels_last else x
+
+    def noise(self, n: int):
+        c = self.spec.sample(n, self.gen, self.device)
+        z = torch.randn(n, self.cfg.noise_dim, generator=self.gen, device=self.device)
+        return torch.cat([z, self.spec.to_g_input(c)], dim=1), c
+
+
+def build_trainer(cfg: TrainConfig, image_shape) -> Trainer:
+    """Models and optimisers for a resolved config; init weights from cfg.seed."""
+    device = pick_device(cfg.device)
+    spec = CodeSpec.parse(cfg.codes, cfg.cont_loss)
+    torch.manual_seed(cfg.seed)
+    G, D = build_models(cfg.preset, image_shape, spec, cfg.noise_dim)
+    G, D = G.to(device), D.to(device)
+    if cfg.channels_last:
+        G, D = G.to(memory_format=torch.channels_last), D.to(memory_format=torch.channels_last)
+    betas, eps = (cfg.beta1, cfg.beta2), cfg.adam_eps
+    if cfg.preset == "tutorial":
+        d_params = [*D.trunk.parameters(), *D.d_head.parameters()]
+        g_params = [*G.parameters(), *D.q_head.parameters()]
+    else:
+        d_params = list(D.parameters())
+        g_params = list(G.parameters())
+    opt_d = torch.optim.Adam(d_params, lr=cfg.lr_d, betas=betas, eps=eps)
+    opt_g = torch.optim.Adam(g_params, lr=cfg.lr_g, betas=betas, eps=eps)
+    gen = torch.Generator(device=device).manual_seed(cfg.seed + 1)
+    fG, fD = (torch.compile(G), torch.compile(D)) if cfg.compile else (G, D)
+    return Trainer(cfg, spec, fG, fD, opt_d, opt_g, gen, device, raw_G=G, raw_D=D)
+
+
+@contextlib.contextmanager
+def frozen(*modules: torch.nn.Module):
+    """Parameters get no gradient inside (forward still runs, BatchNorm still in train mode)."""
+    params = [p for m in modules for p in m.parameters() if p.requires_grad]
+    for p in params:
+        p.requires_grad_(False)
+    try:
+        yield
+    finally:
+        for p in params:
+            p.requires_grad_(True)
+
+
+def _bce(logits: torch.Tensor, target: float) -> torch.Tensor:
+    """Binary cross-entropy on logits against a constant target (1 real, 0 fake)."""
+    logits = logits.float()
+    return F.binary_cross_entropy_with_logits(logits, torch.full_like(logits, target))
+
+
+def train_step(t: Trainer, x_real: torch.Tensor) -> dict[str, torch.Tensor]:
+    """One iteration of the configured preset. x_real: (b, C, H, W) in [-1, 1] on t.device
+    (b = batch/2 for `tutorial`, batch for `paper`). Returns detached scalar tensors: no host
+    sync happens here."""
+    if t.cfg.preset == "tutorial":
+        return _tutorial_step(t, x_real)
+    return _paper_step(t, x_real)
+
+
+def _tutorial_step(t: Trainer, x_real):
+    G, D, rG, rD = t.G, t.D, t.raw_G, t.raw_D
+    half, n = x_real.shape[0], t.cfg.batch_size
+    # (1) D on real images, target 1. Only the trunk and the D head are in opt_d.
+    t.opt_d.zero_grad(set_to_none=True)
+    with frozen(rD.q_head), t.autocast():
+        d_real, _ = D(x_real)
+    loss_real = _bce(d_real, 1.0)
+    loss_real.backward()
+    t.opt_d.step()
+    # (2) D on generated images from G in inference mode, target 0.
+    g_in, _ = t.noise(half)
+    rG.eval()
+    with torch.no_grad(), t.autocast():
+        x_fake = G(g_in)
+    rG.train()
+    t.opt_d.zero_grad(set_to_none=True)
+    with frozen(rD.q_head), t.autocast():
+        d_fake, _ = D(x_fake)
+    loss_fake = _bce(d_fake, 0.0)
+    loss_fake.backward()
+    t.opt_d.step()
+    # (3) G and Q's head on fresh samples: target 1 for D, the true codes for Q; D frozen.
+    g_in, c = t.noise(n)
+    t.opt_g.zero_grad(set_to_none=True)
+    with frozen(rD.trunk, rD.d_head), t.autocast():
+        d_out, q_out = D(G(g_in), trunk_twice=t.cfg.exact)
+    loss_gan = _bce(d_out, 1.0)
+    info, _, bounds = t.spec.info_losses(q_out, c)
+    (loss_gan + info).backward()
+    t.opt_g.step()
+    return _report(loss_real, loss_fake, loss_gan, info, bounds)
+
+
+def _paper_step(t: Trainer, x_real):
+    G, D, rD = t.G, t.D, t.raw_D
+    g_in, c = t.noise(x_real.shape[0])
+    with t.autocast():
+        x_fake = G(g_in)
+    # D + Q: real/fake plus the information loss, which reaches the shared trunk here.
+    t.opt_d.zero_grad(set_to_none=True)
+    with t.autocast():
+        d_real, _ = D(x_real)
+        d_fake, q_fake = D(x_fake.detach())
+    loss_real, loss_fake = _bce(d_real, 1.0), _bce(d_fake, 0.0)
+    info_d, _, _ = t.spec.info_losses(q_fake, c)
+    (loss_real + loss_fake + info_d).backward()
+    t.opt_d.step()
+    # G: fool the updated D and keep the codes recoverable by the updated Q.
+    t.opt_g.zero_grad(set_to_none=True)
+    with frozen(rD), t.autocast():
+        d_out, q_out = D(x_fake)
+    loss_gan = _bce(d_out, 1.0)
+    info, _, bounds = t.spec.info_losses(q_out, c)
+    (loss_gan + info).backward()
+    t.opt_g.step()
+    return _report(loss_real, loss_fake, loss_gan, info, bounds)
+
+
+def _report(loss_real, loss_fake, loss_gan, info, bounds) -> dict[str, torch.Tensor]:
+    out = {"d_real": loss_real, "d_fake": loss_fake, "g": loss_gan, "q": info}
+    out.update({f"mi_{k}": v for k, v in bounds.items()})
+    return {k: v.detach() for k, v in out.items()}
+
+
+# ---- the loop ----------------------------------------------------------------------------
+
+
+@dataclass
+class TrainResult:
+    run_dir: Path
+    step: int
+    checkpoint: Path
+    grid: Path | None
+    last: dict = field(default_factory=dict)   # the last logged means
+    sec_per_iter: float = float("nan")
+    warnings: list = field(default_factory=list)
+
+
+def _rng_state(t: Trainer) -> dict:
+    return {"gen": t.gen.get_state(), "torch": torch.get_rng_state()}
+
+
+def _state(t: Trainer) -> dict:
+    return {"step": t.step, "opt_d": t.opt_d.state_dict(), "opt_g": t.opt_g.state_dict(),
+            **_rng_state(t)}
+
+
+def _prepare_run(cfg: TrainConfig, run_dir: Path, resume: bool, force: bool, n_train: int):
+    config_path = run_dir / "config.json"
+    if resume:
+        saved = ckpt.read_json(config_path, "config")
+        if saved.get("format_version") != ckpt.FORMAT_VERSION:
+            raise InfoganError(f"{config_path} has format_version {saved.get('format_version')}; "
+                               f"this infogan reads {ckpt.FORMAT_VERSION}: train a new run")
+        old = config_from_dict(saved["config"])
+        given = cfg.resolved(n_train)
+        new = dataclasses.replace(old, **{k: getattr(cfg, k) for k in RESUMABLE_CHANGES
+                                          if getattr(cfg, k) is not None})
+        if cfg.steps is None and cfg.epochs is not None:
+            new.steps = given.steps
+        clash = [k for k in asdict(old) if k not in RESUMABLE_CHANGES and k != "data_dir"
+                 and getattr(cfg, k) is not None and getattr(cfg, k) != getattr(TrainConfig(), k)
+                 and getattr(given, k) != getattr(old, k)]
+        if clash:
+            raise InfoganError(f"--resume continues the run as configured; {', '.join(clash)} "
+                               f"differ from {config_path}: drop them, or start over with --force")
+        return new
+    if run_dir.exists() and any(run_dir.iterdir()):
+        if not force:
+            raise InfoganError(f"run folder {run_dir} already exists; pass --resume to continue it "
+                               "or --force to replace it")
+        shutil.rmtree(run_dir)
+    return cfg.resolved(n_train)
+
+
+def train(cfg: TrainConfig, run_dir, resume: bool = False, force: bool = False,
+          log_fn=None) -> TrainResult:
+    """Train (or continue) the run in `run_dir`. `log_fn(str)` receives messages to show."""
+    say = log_fn or (lambda s: None)
+    run_dir = Path(run_dir)
+    data = load_dataset(cfg.data, "train", cfg.data_dir)
+    cfg = _prepare_run(cfg, run_dir, resume, force, len(data))
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    t = build_trainer(cfg, data.image_shape)
+    fingerprint = model_fingerprint(cfg, data.image_shape)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "samples").mkdir(exist_ok=True)
+    meta = {"format_version": ckpt.FORMAT_VERSION, "config": asdict(cfg),
+            "model": {"image_shape": list(data.image_shape), "fingerprint": fingerprint,
+                      "dataset_size": len(data)}}
+    if resume and (run_dir / "latest").exists():
+        path = ckpt.resolve_checkpoint(run_dir, "latest")
+        ckpt.load_weights(path, t.raw_G, t.raw_D, fingerprint)
+        state = ckpt.load_state(path)
+        t.opt_d.load_state_dict(state["opt_d"])
+        t.opt_g.load_state_dict(state["opt_g"])
+        t.gen.set_state(state["gen"])
+        torch.set_rng_state(state["torch"])
+        t.step = int(state["step"])
+        say(f"resuming {run_dir} at step {t.step}")
+    ckpt.write_json_atomic(run_dir / "config.json", meta)
+
+    images = data.images.to(t.device)  # uint8 (N, C, H, W): the whole dataset on the device
+    n_real = cfg.batch_size // 2 if cfg.preset == "tutorial" else cfg.batch_size
+    per_epoch = max(1, len(data) // cfg.batch_size)
+    grid_gen = torch.Generator().manual_seed(cfg.seed + 2)  # fixed grid codes, own stream
+    grid_c, grid_rows = grid_codes(t.spec, 10, grid_gen)
+    grid_z = torch.randn(10, cfg.noise_dim, generator=grid_gen).repeat(grid_rows, 1)
+    grid_in = torch.cat([grid_z, t.spec.to_g_input(grid_c)], 1)
+
+    def write_grid(step: int) -> Path:
+        t.raw_G.eval()
+        with torch.no_grad():
+            x = t.raw_G(grid_in.to(t.device))
+        t.raw_G.train()
+        return save_grid(x, run_dir / "samples" / f"{ckpt.step_name(step)}.png", nrow=10)
+
+    def save() -> Path:
+        return ckpt.save_checkpoint(run_dir, t.step, t.raw_G, t.raw_D, _state(t), fingerprint)
+
+    bar = None
+    if cfg.progress:
+        from tqdm import tqdm
+        bar = tqdm(total=cfg.steps, initial=t.step, unit="it", dynamic_ncols=True, leave=True)
+    result = TrainResult(run_dir, t.step, run_dir, None)
+    window_sum, window_n, window_t0 = None, 0, time.perf_counter()
+    step_times: list[float] = []
+    monitor = CollapseMonitor()
+    deadline = time.monotonic() + 60 * cfg.minutes if cfg.minutes else math.inf
+    last_saved = t.step if resume else -1
+    t0 = time.perf_counter()
+    steps_done = 0
+    with open(run_dir / "log.jsonl", "a") as log:
+        while t.step < cfg.steps and time.monotonic() < deadline:
+            idx = torch.randint(0, len(data), (n_real,), generator=t.gen, device=t.device)
+            x_real = t.to_device(images[idx].float().div_(127.5).sub_(1.0))
+            losses = train_step(t, x_real)
+            t.step += 1
+            steps_done += 1
+            vec = torch.stack(list(losses.values()))
+            window_sum = vec if window_sum is None else window_sum + vec
+            window_n += 1
+            if bar is not None:
+                bar.update(1)
+            if t.step % cfg.log_every == 0 or t.step == cfg.steps:
+                means = dict(zip(losses, (window_sum / window_n).tolist()))  # the one host sync
+                dt = (time.perf_counter() - window_t0) / window_n
+                step_times.append(dt)
+                rec = {"step": t.step, "epoch": round(t.step / per_epoch, 3), **means,
+                       "sec_per_iter": dt}
+                log.write(json.dumps(rec) + "\n")
+                log.flush()
+                result.last, result.sec_per_iter = rec, dt
+                if bar is not None:
+                    bar.set_postfix_str(_postfix(means, t.spec), refresh=False)
+                for msg in monitor.check(t.step, means, step_times):
+                    say(msg)
+                    result.warnings.append(msg)
+                    log.write(json.dumps({"step": t.step, "event": "warning", "message": msg}) + "\n")
+                    if cfg.stop_on_collapse and monitor.collapsed:
+                        deadline = 0
+                window_sum, window_n, window_t0 = None, 0, time.perf_counter()
+            if t.step % cfg.sample_every == 0:
+                result.grid = write_grid(t.step)
+            if t.step % cfg.save_every == 0:
+                result.checkpoint, last_saved = save(), t.step
+    if bar is not None:
+        bar.close()
+    if steps_done:
+        result.sec_per_iter = (time.perf_counter() - t0) / steps_done
+    if last_saved != t.step:
+        result.checkpoint = save()
+    else:
+        result.checkpoint = ckpt.resolve_checkpoint(run_dir, "latest")
+    grid_path = run_dir / "samples" / f"{ckpt.step_name(t.step)}.png"
+    result.grid = grid_path if grid_path.exists() else write_grid(t.step)
+    result.step = t.step
+    return result
+
+
+def _postfix(means: dict, spec: CodeSpec) -> str:
+    parts = [f"d[{means['d_real']:.3f},{means['d_fake']:.3f}]", f"g[{means['g']:.3f}]",
+             f"q[{means['q']:.3f}]"]
+    parts += [f"I({c.name})={means['mi_' + c.name]:.2f}/{c.entropy():.2f}" for c in spec]
+    return " ".join(parts)
+
+
+class CollapseMonitor:
+    """Warns when a run has failed the way GANs fail, and when step time jumps.
+
+    Collapse, as the tutorial describes it: D's losses stay near 0 (D wins every sample) while
+    G's loss climbs; the tutorial's advice is to restart. We flag it once D's mean loss has been
+    under `d_floor` for `patience` consecutive logged windows.
+    """
+
+    def __init__(self, d_floor: float = 0.01, g_ceiling: float = 5.0, patience: int = 10):
+        self.d_floor, self.g_ceiling, self.patience = d_floor, g_ceiling, patience
+        self.low, self.collapsed, self.slow_warned = 0, False, False
+
+    def check(self, step: int, means: dict, step_times: list[float]) -> list[str]:
+        msgs = []
+        d = 0.5 * (means["d_real"] + means["d_fake"])
+        self.low = self.low + 1 if (d < self.d_floor or means["g"] > self.g_ceiling) else 0
+        if self.low >= self.patience and not self.collapsed:
+            self.collapsed = True
+            msgs.append(f"step {step}: the run looks collapsed (D loss {d:.4f}, G loss "
+                        f"{means['g']:.2f} for {self.low} log windows): restart with another --seed")
+        if len(step_times) >= 6 and not self.slow_warned:
+            ref = statistics.median(step_times[:-1])
+            if step_times[-1] > 3 * ref:
+                self.slow_warned = True
+                msgs.append(f"step {step}: step time jumped from {ref:.3f} to {step_times[-1]:.3f} "
+                            "s/iter; another process may be using the CPU cores")
+        return msgs
+
+
+def default_threads() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
