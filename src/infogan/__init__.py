@@ -10,8 +10,8 @@ from .codes import Categorical, CodeSpec, Gaussian, Uniform
 from .errors import InfoganError
 from .model import InfoGAN, load
 from .sampling import save_grid
-from .train import TrainConfig, train
+from .train import TrainConfig
 
 __all__ = ["Categorical", "CodeSpec", "Gaussian", "InfoGAN", "InfoganError", "TrainConfig",
-           "Uniform", "load", "save_grid", "train"]
+           "Uniform", "load", "save_grid"]
 __version__ = "0.1.0"

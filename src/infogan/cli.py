@@ -232,9 +232,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     a = parser.parse_args(argv)
-    if getattr(a, "n", 1) is not None and getattr(a, "n", 1) <= 0:
-        parser.exit(2, f"infogan: error: --n must be positive, got {a.n}\n")
     try:
+        if getattr(a, "n", 1) <= 0:
+            raise InfoganError(f"--n must be positive, got {a.n}")
         return a.fn(a)
     except InfoganError as e:
         print(f"infogan: error: {e}", file=sys.stderr)

@@ -77,11 +77,14 @@ class InfoGAN:
 
     def _as_model_input(self, images) -> torch.Tensor:
         x = torch.as_tensor(np.asarray(images)) if not isinstance(images, torch.Tensor) else images
-        if x.ndim == 3:
+        shape = tuple(x.shape)
+        c, h, w = self.image_shape
+        if x.ndim == 3 and c == 1:
             x = x.unsqueeze(1)
         if x.ndim != 4 or tuple(x.shape[1:]) != self.image_shape:
-            raise InfoganError(f"images have shape {tuple(x.shape)} but this model takes "
-                               f"(N, {', '.join(map(str, self.image_shape))}) or (N, H, W)")
+            also = f" or (N, {h}, {w})" if c == 1 else ""
+            raise InfoganError(f"images have shape {shape} but this model takes "
+                               f"(N, {c}, {h}, {w}){also}")
         if x.dtype == torch.uint8:
             return x.float() / 127.5 - 1.0
         if not x.is_floating_point():

@@ -9,13 +9,13 @@ import torch
 from PIL import Image, ImageDraw
 
 from .codes import Categorical, CodeSpec
+from .data import from_unit_range
 from .errors import InfoganError
 
 
 def to_uint8(x: torch.Tensor) -> np.ndarray:
     """Images in [-1, 1] (n, C, H, W) -> uint8 numpy (n, C, H, W)."""
-    x = x.detach().float().cpu()
-    return ((x.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).numpy()
+    return from_unit_range(x.cpu()).numpy()
 
 
 def make_grid(images, nrow: int, pad: int = 2) -> np.ndarray:
