@@ -83,6 +83,19 @@ def test_tutorial_g_step_leaves_d_untouched_and_d_steps_leave_g_untouched(monkey
                      ("g", [True, False, False, True])]     # G + Q head, D frozen
 
 
+def test_keras_batchnorm_quirk_flag():
+    # --d-bn-in-g-step: the G step moves D's BatchNorm scales/shifts, and nothing else of D's.
+    t = _trainer("tutorial", d_bn_in_g_step=True)
+    bn = {n for n, m in t.D.trunk.named_modules() if isinstance(m, torch.nn.BatchNorm2d)}
+    before = _snap(t.D.trunk)
+    real_d_step = t.opt_d.step
+    t.opt_d.step = lambda *a, **k: None            # isolate the G step
+    train_step(t, _real(t))
+    t.opt_d.step = real_d_step
+    moved = {k.rsplit(".", 1)[0] for k in _changed(before, t.D.trunk)}
+    assert moved == bn and len(bn) == 2
+
+
 def test_paper_information_loss_trains_the_trunk():
     # In `paper` the information term is part of D's objective too: its gradient reaches the
     # shared trunk. In `tutorial` no step sends the information loss into the trunk.

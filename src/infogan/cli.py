@@ -31,6 +31,7 @@ HELP = {
     "precision": "fp32 or bf16 (autocast)",
     "exact": "the tutorial's arithmetic where a speed option changes it (D's trunk run twice)",
     "stop_on_collapse": "stop when the run looks collapsed",
+    "d_bn_in_g_step": "as the tutorial's Keras code: G's step also trains D's BatchNorm layers",
 }
 
 

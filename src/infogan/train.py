@@ -44,10 +44,12 @@ PRESET_DEFAULTS = {
     "paper": dict(codes="c1=cat:10,c2=unif:-1:1@0.1,c3=unif:-1:1@0.1", batch_size=128,
                   lr_d=2e-4, lr_g=1e-3, adam_eps=1e-8),
 }
+ADAM_IMPLS = {"auto": {}, "for-loop": dict(foreach=False), "foreach": dict(foreach=True),
+              "fused": dict(fused=True)}
 # Fields that may change on --resume (budgets and reporting); every other field must match.
 RESUMABLE_CHANGES = {"epochs", "steps", "minutes", "log_every", "sample_every", "save_every",
                      "threads", "progress", "stop_on_collapse", "data_dir", "device", "precision",
-                     "channels_last", "compile"}
+                     "channels_last", "compile", "adam_impl"}
 
 
 @dataclass
@@ -77,8 +79,10 @@ class TrainConfig:
     precision: str = "fp32"
     channels_last: bool = False
     compile: bool = False
+    adam_impl: str = "auto"              # auto (PyTorch's choice), for-loop, foreach or fused
     threads: int | None = None
     exact: bool = False                  # the tutorial's arithmetic: D's trunk run twice in step 3
+    d_bn_in_g_step: bool = False         # tutorial code's quirk: G's step also trains D's BatchNorm
     stop_on_collapse: bool = False
     progress: bool = True
 
@@ -93,6 +97,8 @@ class TrainConfig:
         if c.noise_dim is None:
             c.noise_dim = NOISE_DIM[c.preset]
         CodeSpec.parse(c.codes, c.cont_loss)  # validates the spec
+        if c.adam_impl not in ADAM_IMPLS:
+            raise InfoganError(f"unknown --adam-impl '{c.adam_impl}'; use one of {', '.join(ADAM_IMPLS)}")
         if c.precision not in ("fp32", "bf16"):
             raise InfoganError(f"unknown precision '{c.precision}'; use fp32 or bf16")
         if c.device not in ("auto", "cpu", "cuda") and not c.device.startswith("cuda:"):
@@ -155,6 +161,7 @@ class Trainer:
     step: int = 0
     raw_G: torch.nn.Module = None  # the unwrapped modules (for saving, freezing, eval mode)
     raw_D: torch.nn.Module = None
+    frozen_in_g: list = field(default_factory=list)  # D's parameters the G step must not move
 
     def autocast(self):
         if self.cfg.precision == "bf16":
@@ -184,20 +191,32 @@ def build_trainer(cfg: TrainConfig, image_shape) -> Trainer:
     if cfg.preset == "tutorial":
         d_params = [*D.trunk.parameters(), *D.d_head.parameters()]
         g_params = [*G.parameters(), *D.q_head.parameters()]
+        # The tutorial's Keras code freezes every D layer except BatchNormalization for the
+        # composite model; SEED_NOTES and our default freeze them all. The flag restores the
+        # code's behaviour: D's BatchNorm scales and shifts are trained by G's loss too.
+        d_bn = [p for m in D.trunk if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)
+                for p in m.parameters()] if cfg.d_bn_in_g_step else []
+        g_params += d_bn
+        frozen_in_g = [p for p in d_params if all(p is not q for q in d_bn)]
     else:
         d_params = list(D.parameters())
         g_params = list(G.parameters())
-    opt_d = torch.optim.Adam(d_params, lr=cfg.lr_d, betas=betas, eps=eps)
-    opt_g = torch.optim.Adam(g_params, lr=cfg.lr_g, betas=betas, eps=eps)
+        frozen_in_g = d_params
+    impl = ADAM_IMPLS[cfg.adam_impl]
+    opt_d = torch.optim.Adam(d_params, lr=cfg.lr_d, betas=betas, eps=eps, **impl)
+    opt_g = torch.optim.Adam(g_params, lr=cfg.lr_g, betas=betas, eps=eps, **impl)
     gen = torch.Generator(device=device).manual_seed(cfg.seed + 1)
     fG, fD = (torch.compile(G), torch.compile(D)) if cfg.compile else (G, D)
-    return Trainer(cfg, spec, fG, fD, opt_d, opt_g, gen, device, raw_G=G, raw_D=D)
+    return Trainer(cfg, spec, fG, fD, opt_d, opt_g, gen, device, raw_G=G, raw_D=D,
+                   frozen_in_g=frozen_in_g)
 
 
 @contextlib.contextmanager
-def frozen(*modules: torch.nn.Module):
-    """Parameters get no gradient inside (forward still runs, BatchNorm still in train mode)."""
-    params = [p for m in modules for p in m.parameters() if p.requires_grad]
+def frozen(*items):
+    """Parameters (of modules, or given directly) get no gradient inside; forward still runs and
+    BatchNorm stays in train mode."""
+    params = [p for it in items for p in (it.parameters() if isinstance(it, torch.nn.Module) else it)
+              if p.requires_grad]
     for p in params:
         p.requires_grad_(False)
     try:
@@ -247,7 +266,7 @@ def _tutorial_step(t: Trainer, x_real):
     # (3) G and Q's head on fresh samples: target 1 for D, the true codes for Q; D frozen.
     g_in, c = t.noise(n)
     t.opt_g.zero_grad(set_to_none=True)
-    with frozen(rD.trunk, rD.d_head), t.autocast():
+    with frozen(t.frozen_in_g), t.autocast():
         d_out, q_out = D(G(g_in), trunk_twice=t.cfg.exact)
     loss_gan = _bce(d_out, 1.0)
     info, _, bounds = t.spec.info_losses(q_out, c)
@@ -257,7 +276,7 @@ def _tutorial_step(t: Trainer, x_real):
 
 
 def _paper_step(t: Trainer, x_real):
-    G, D, rD = t.G, t.D, t.raw_D
+    G, D = t.G, t.D
     g_in, c = t.noise(x_real.shape[0])
     with t.autocast():
         x_fake = G(g_in)
@@ -272,7 +291,7 @@ def _paper_step(t: Trainer, x_real):
     t.opt_d.step()
     # G: fool the updated D and keep the codes recoverable by the updated Q.
     t.opt_g.zero_grad(set_to_none=True)
-    with frozen(rD), t.autocast():
+    with frozen(t.frozen_in_g), t.autocast():
         d_out, q_out = D(x_fake)
     loss_gan = _bce(d_out, 1.0)
     info, _, bounds = t.spec.info_losses(q_out, c)
