@@ -78,10 +78,8 @@ def cmd_train(a) -> int:
 
     fields = {f.name for f in dataclasses.fields(TrainConfig)}
     given = {k: v for k, v in vars(a).items() if k in fields and v is not None}
-    cfg = TrainConfig(**given)
-    if a.resume:
-        # None marks "not given" so the saved config wins; unset fields fall back to it.
-        cfg = TrainConfig(**{f: given.get(f) for f in fields})
+    # On --resume only the flags given change the saved config.
+    cfg = given if a.resume else TrainConfig(**given)
     r = train(cfg, a.run, resume=a.resume, force=a.force,
               log_fn=lambda s: print(f"infogan: {s}", file=sys.stderr))
     last = r.last

@@ -169,12 +169,15 @@ class Discriminator(nn.Module):
         else:
             raise InfoganError(f"unknown preset '{preset}'; use one of {', '.join(PRESETS)}")
 
-    def forward(self, x: torch.Tensor, trunk_twice: bool = False):
+    def forward(self, x: torch.Tensor, trunk_twice: bool = False, with_q: bool = True):
         h = self.trunk(x)
+        d = self.d_head(h).squeeze(1)
+        if not with_q:  # D-only steps: Q's head is not trained there, so skip its work
+            return d, None
         # The tutorial's composite model calls D and Q as two models, so the shared trunk runs
         # twice on the same images; `trunk_twice` reproduces that arithmetic exactly.
         hq = self.trunk(x) if trunk_twice else h
-        return self.d_head(h).squeeze(1), self.q_head(hq)
+        return d, self.q_head(hq)
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         """Q's raw outputs only."""

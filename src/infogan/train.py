@@ -242,12 +242,12 @@ def train_step(t: Trainer, x_real: torch.Tensor) -> dict[str, torch.Tensor]:
 
 
 def _tutorial_step(t: Trainer, x_real):
-    G, D, rG, rD = t.G, t.D, t.raw_G, t.raw_D
+    G, D, rG = t.G, t.D, t.raw_G
     half, n = x_real.shape[0], t.cfg.batch_size
     # (1) D on real images, target 1. Only the trunk and the D head are in opt_d.
     t.opt_d.zero_grad(set_to_none=True)
-    with frozen(rD.q_head), t.autocast():
-        d_real, _ = D(x_real)
+    with t.autocast():
+        d_real, _ = D(x_real, with_q=False)
     loss_real = _bce(d_real, 1.0)
     loss_real.backward()
     t.opt_d.step()
@@ -258,8 +258,8 @@ def _tutorial_step(t: Trainer, x_real):
         x_fake = G(g_in)
     rG.train()
     t.opt_d.zero_grad(set_to_none=True)
-    with frozen(rD.q_head), t.autocast():
-        d_fake, _ = D(x_fake)
+    with t.autocast():
+        d_fake, _ = D(x_fake, with_q=False)
     loss_fake = _bce(d_fake, 0.0)
     loss_fake.backward()
     t.opt_d.step()
@@ -283,7 +283,7 @@ def _paper_step(t: Trainer, x_real):
     # D + Q: real/fake plus the information loss, which reaches the shared trunk here.
     t.opt_d.zero_grad(set_to_none=True)
     with t.autocast():
-        d_real, _ = D(x_real)
+        d_real, _ = D(x_real, with_q=False)
         d_fake, q_fake = D(x_fake.detach())
     loss_real, loss_fake = _bce(d_real, 1.0), _bce(d_fake, 0.0)
     info_d, _, _ = t.spec.info_losses(q_fake, c)
@@ -329,11 +329,12 @@ def _state(t: Trainer) -> dict:
             **_rng_state(t)}
 
 
-def _resume_config(cfg: TrainConfig, run_dir: Path) -> TrainConfig:
-    """The saved config, with the fields that may change on resume taken from `cfg`.
+def _resume_config(changes: TrainConfig | dict | None, run_dir: Path) -> TrainConfig:
+    """The saved config of `run_dir` with the changes a resume may make.
 
-    A field of `cfg` counts as given when it is not None and not the dataclass default (the CLI
-    passes None for every flag not on the command line).
+    `changes` is a TrainConfig (it must describe the same model; its budgets, reporting and
+    speed options apply), a dict of the fields to change (what the CLI passes: the flags given),
+    or None (continue exactly as saved).
     """
     config_path = run_dir / "config.json"
     saved = ckpt.read_json(config_path, "config")
@@ -341,24 +342,29 @@ def _resume_config(cfg: TrainConfig, run_dir: Path) -> TrainConfig:
         raise InfoganError(f"{config_path} has format_version {saved.get('format_version')}; "
                            f"this infogan reads {ckpt.FORMAT_VERSION}: train a new run")
     old = config_from_dict(saved["config"])
-    defaults = TrainConfig()
-    given = {k: v for k, v in asdict(cfg).items() if v is not None and v != getattr(defaults, k)}
+    n_train = saved["model"]["dataset_size"]
+    if isinstance(changes, TrainConfig):
+        given = asdict(changes.resolved(n_train))
+        if changes.steps is None and changes.epochs is None:
+            given["steps"] = old.steps
+    else:
+        given = dict(changes or {})
+        if "epochs" in given and "steps" not in given:
+            given["steps"] = int(round(given["epochs"] * max(1, n_train // old.batch_size)))
+    config_from_dict({k: v for k, v in given.items()})  # unknown names are an error
     if "codes" in given and str(CodeSpec.parse(given["codes"])) == str(CodeSpec.parse(old.codes)):
-        del given["codes"]
+        given["codes"] = old.codes
     clash = sorted(k for k, v in given.items() if k not in RESUMABLE_CHANGES and v != getattr(old, k))
     if clash:
         raise InfoganError(f"--resume continues the run as configured; {', '.join(clash)} "
                            f"differ from {config_path}: drop them, or start over with --force")
-    new = dataclasses.replace(old, **{k: v for k, v in given.items() if k in RESUMABLE_CHANGES})
-    if "epochs" in given and "steps" not in given:
-        per_epoch = max(1, saved["model"]["dataset_size"] // old.batch_size)
-        new.steps = int(round(given["epochs"] * per_epoch))
-    return new
+    return dataclasses.replace(old, **{k: v for k, v in given.items() if k in RESUMABLE_CHANGES})
 
 
-def train(cfg: TrainConfig, run_dir, resume: bool = False, force: bool = False,
+def train(cfg: TrainConfig | dict | None, run_dir, resume: bool = False, force: bool = False,
           log_fn=None) -> TrainResult:
-    """Train (or continue) the run in `run_dir`. `log_fn(str)` receives messages to show."""
+    """Train the run in `run_dir`, or continue it (`resume`; see `_resume_config` for what `cfg`
+    may be then). `log_fn(str)` receives the messages to show a person."""
     say = log_fn or (lambda s: None)
     run_dir = Path(run_dir)
     if resume:
@@ -422,40 +428,49 @@ def train(cfg: TrainConfig, run_dir, resume: bool = False, force: bool = False,
     last_saved = t.step if resume else -1
     t0 = time.perf_counter()
     steps_done = 0
-    with open(run_dir / "log.jsonl", "a") as log:
-        while t.step < cfg.steps and time.monotonic() < deadline:
-            idx = torch.randint(0, len(train_set), (n_real,), generator=t.gen, device=t.device)
-            x_real = t.to_device(train_set.batch(idx))
-            losses = train_step(t, x_real)
-            t.step += 1
-            steps_done += 1
-            vec = torch.stack(list(losses.values()))
-            window_sum = vec if window_sum is None else window_sum + vec
-            window_n += 1
-            if bar is not None:
-                bar.update(1)
-            if t.step % cfg.log_every == 0 or t.step == cfg.steps:
-                means = dict(zip(losses, (window_sum / window_n).tolist()))  # the one host sync
-                dt = (time.perf_counter() - window_t0) / window_n
-                step_times.append(dt)
-                rec = {"step": t.step, "epoch": round(t.step / per_epoch, 3), **means,
-                       "sec_per_iter": dt}
-                log.write(json.dumps(rec) + "\n")
-                log.flush()
-                result.last, result.sec_per_iter = rec, dt
+    try:
+        with open(run_dir / "log.jsonl", "a") as log:
+            while t.step < cfg.steps and time.monotonic() < deadline:
+                idx = torch.randint(0, len(train_set), (n_real,), generator=t.gen, device=t.device)
+                x_real = t.to_device(train_set.batch(idx))
+                losses = train_step(t, x_real)
+                t.step += 1
+                steps_done += 1
+                vec = torch.stack(list(losses.values()))
+                window_sum = vec if window_sum is None else window_sum + vec
+                window_n += 1
                 if bar is not None:
-                    bar.set_postfix_str(_postfix(means, t.spec), refresh=False)
-                for msg in monitor.check(t.step, means, step_times):
-                    say(msg)
-                    result.warnings.append(msg)
-                    log.write(json.dumps({"step": t.step, "event": "warning", "message": msg}) + "\n")
-                    if cfg.stop_on_collapse and monitor.collapsed:
-                        deadline = 0
-                window_sum, window_n, window_t0 = None, 0, time.perf_counter()
-            if t.step % cfg.sample_every == 0:
-                result.grid = write_grid(t.step)
-            if t.step % cfg.save_every == 0:
-                result.checkpoint, last_saved = save(), t.step
+                    bar.update(1)
+                if t.step % cfg.log_every == 0 or t.step == cfg.steps:
+                    means = dict(zip(losses, (window_sum / window_n).tolist()))  # the one host sync
+                    dt = (time.perf_counter() - window_t0) / window_n
+                    step_times.append(dt)
+                    rec = {"step": t.step, "epoch": round(t.step / per_epoch, 3), **means,
+                           "sec_per_iter": dt}
+                    log.write(json.dumps(rec) + "\n")
+                    log.flush()
+                    result.last, result.sec_per_iter = rec, dt
+                    if bar is not None:
+                        bar.set_postfix_str(_postfix(means, t.spec), refresh=False)
+                    for msg in monitor.check(t.step, means, step_times):
+                        say(msg)
+                        result.warnings.append(msg)
+                        log.write(json.dumps({"step": t.step, "event": "warning", "message": msg}) + "\n")
+                        if cfg.stop_on_collapse and monitor.collapsed:
+                            deadline = 0
+                    window_sum, window_n, window_t0 = None, 0, time.perf_counter()
+                if t.step % cfg.sample_every == 0:
+                    result.grid = write_grid(t.step)
+                if t.step % cfg.save_every == 0:
+                    result.checkpoint, last_saved = save(), t.step
+    except KeyboardInterrupt:
+        # Keep the work done: save where we are (atomically, as always), then stop.
+        if bar is not None:
+            bar.close()
+        if steps_done and last_saved != t.step:
+            path = save()
+            say(f"interrupted at step {t.step}; saved {path}; continue with --resume")
+        raise
     if bar is not None:
         bar.close()
     if steps_done:

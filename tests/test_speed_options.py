@@ -1,0 +1,84 @@
+"""The fast paths compute the same function as fp32 eager, and the options survive config.json."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from torch.testing import assert_close
+
+from infogan.train import TrainConfig, build_trainer, train, train_step
+
+from conftest import TINY
+
+
+def _step(preset, **opts):
+    cfg = TrainConfig(preset=preset, progress=False, seed=7, **opts).resolved(4500)
+    t = build_trainer(cfg, (1, 28, 28))
+    before = {k: v.detach().clone() for k, v in [*t.raw_G.named_parameters(), *t.raw_D.named_parameters()]}
+    g = torch.Generator().manual_seed(11)
+    n = cfg.batch_size // 2 if preset == "tutorial" else cfg.batch_size
+    x = t.to_device(torch.rand(n, 1, 28, 28, generator=g) * 2 - 1)
+    losses = train_step(t, x)
+    after = dict([*t.raw_G.named_parameters(), *t.raw_D.named_parameters()])
+    update = {k: (after[k].detach() - before[k]) for k in before}
+    return losses, update
+
+
+def _compare(ref, other, loss_rtol, update_tol):
+    (l0, u0), (l1, u1) = ref, other
+    for k in l0:
+        assert_close(l1[k], l0[k], rtol=loss_rtol, atol=loss_rtol), k
+    # Adam's first step moves every weight by about lr * sign(grad); compare the update
+    # direction: the fraction of weights whose update has the same sign.
+    agree = sum(((u0[k] * u1[k]) > 0).sum().item() + ((u0[k] == 0) & (u1[k] == 0)).sum().item()
+                for k in u0)
+    total = sum(v.numel() for v in u0.values())
+    assert agree / total > update_tol
+
+
+@pytest.mark.parametrize("preset", ["tutorial", "paper"])
+def test_channels_last_is_the_same_function(preset):
+    _compare(_step(preset), _step(preset, channels_last=True), 1e-4, 0.99)
+
+
+@pytest.mark.parametrize("impl", ["for-loop", "foreach", "fused"])
+def test_adam_implementations_agree(impl):
+    # Same arithmetic up to rounding. D's first update feeds the later sub-steps, so rounding
+    # can flip the sign of a few near-zero gradients (an Adam update of about +-lr): allow one
+    # weight in ten thousand to differ, and no more.
+    (l0, u0), (l1, u1) = _step("tutorial"), _step("tutorial", adam_impl=impl)
+    for k in l0:
+        assert_close(l1[k], l0[k], rtol=1e-5, atol=1e-6)
+    off = sum((~torch.isclose(u1[k], u0[k], rtol=1e-3, atol=1e-7)).sum().item() for k in u0)
+    assert off / sum(v.numel() for v in u0.values()) < 1e-4
+
+
+@pytest.mark.parametrize("preset", ["tutorial", "paper"])
+def test_bf16_is_close_to_fp32(preset):
+    # bf16 keeps 8 bits of mantissa: losses agree to about 2%, and most update signs agree
+    # (a weight whose gradient is near zero can flip).
+    _compare(_step(preset), _step(preset, precision="bf16"), 0.03, 0.85)
+
+
+def test_compiled_step_is_the_same_function():
+    _compare(_step("tutorial"), _step("tutorial", compile=True), 1e-3, 0.97)
+
+
+def test_speed_options_round_trip_through_config_and_resume(tmp_path):
+    opts = dict(precision="bf16", channels_last=True, adam_impl="fused", exact=True)
+    train(TrainConfig(steps=2, **opts, **TINY), tmp_path / "r")
+    saved = json.loads((tmp_path / "r" / "config.json").read_text())["config"]
+    assert {k: saved[k] for k in opts} == opts
+    # Resume keeps them; a speed option may be changed on resume (it does not change the model).
+    r = train({"steps": 4}, tmp_path / "r", resume=True)
+    saved = json.loads((tmp_path / "r" / "config.json").read_text())["config"]
+    assert {k: saved[k] for k in opts} == opts and r.step == 4
+    train(TrainConfig(steps=5, precision="fp32", **opts_but_precision(opts), **TINY), tmp_path / "r",
+          resume=True)
+    assert json.loads((tmp_path / "r" / "config.json").read_text())["config"]["precision"] == "fp32"
+
+
+def opts_but_precision(opts):
+    return {k: v for k, v in opts.items() if k != "precision"}
