@@ -19,7 +19,7 @@ $(STAMP): pyproject.toml
 
 run: $(STAMP)
 	$(VENV)/bin/infogan train $(RUN) --preset tutorial --data mnist-5k \
-		--steps $(STEPS) --minutes $(MINUTES) --precision bf16 --log-every 100
+		--steps $(STEPS) --minutes $(MINUTES) --log-every 100
 	$(VENV)/bin/infogan generate $(RUN) --n 100 --seed 0 --out $(RUN)/random-100.png
 
 test: $(STAMP)

@@ -13,8 +13,11 @@ from infogan.train import TrainConfig, build_trainer, train, train_step
 from conftest import TINY
 
 
+REF = dict(precision="fp32", adam_impl="for-loop")   # fp32 eager, the reference
+
+
 def _step(preset, **opts):
-    cfg = TrainConfig(preset=preset, progress=False, seed=7, **opts).resolved(4500)
+    cfg = TrainConfig(preset=preset, progress=False, seed=7, **{**REF, **opts}).resolved(4500)
     t = build_trainer(cfg, (1, 28, 28))
     before = {k: v.detach().clone() for k, v in [*t.raw_G.named_parameters(), *t.raw_D.named_parameters()]}
     g = torch.Generator().manual_seed(11)
@@ -66,8 +69,20 @@ def test_compiled_step_is_the_same_function():
     _compare(_step("tutorial"), _step("tutorial", compile=True), 1e-3, 0.97)
 
 
+def test_defaults_resolve_to_the_fast_path_and_exact_to_the_tutorial():
+    from infogan.train import auto_precision
+    import torch
+    c = TrainConfig().resolved(4500)
+    assert c.precision == auto_precision(torch.device("cpu")) and c.adam_impl == "fused"
+    e = TrainConfig(exact=True).resolved(4500)
+    assert (e.precision, e.adam_impl, e.exact) == ("fp32", "for-loop", True)
+    from infogan.errors import InfoganError
+    with pytest.raises(InfoganError, match="--exact"):
+        TrainConfig(exact=True, precision="bf16").resolved(4500)
+
+
 def test_speed_options_round_trip_through_config_and_resume(tmp_path):
-    opts = dict(precision="bf16", channels_last=True, adam_impl="fused", exact=True)
+    opts = dict(precision="bf16", channels_last=True, adam_impl="foreach", compile=False)
     train(TrainConfig(steps=2, **opts, **TINY), tmp_path / "r")
     saved = json.loads((tmp_path / "r" / "config.json").read_text())["config"]
     assert {k: saved[k] for k in opts} == opts

@@ -20,6 +20,7 @@ SPEC3 = "c1=cat:10,c2=unif:-1:1@0.1,c3=gauss@0.1"
 
 
 def _trainer(preset, codes=SPEC3, **kw):
+    kw = {"precision": "fp32", **kw}
     cfg = TrainConfig(preset=preset, codes=codes, progress=False, **kw).resolved(4500)
     return build_trainer(cfg, (1, 28, 28))
 
@@ -225,7 +226,7 @@ def test_existing_run_is_not_overwritten(tmp_path):
     (dict(preset="dcgan"), "unknown preset"),
     (dict(codes="c1=cat:1"), "K >= 2"),
     (dict(steps=-3), "positive"),
-    (dict(precision="fp8"), "fp32 or bf16"),
+    (dict(precision="fp8"), "auto, fp32 or bf16"),
     (dict(batch_size=7), "even"),
     (dict(device="tpu"), "unknown device"),
 ])

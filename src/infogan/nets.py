@@ -21,6 +21,7 @@ from torch import nn
 
 from .codes import CodeSpec
 from .errors import InfoganError
+from .ops import SameConv2d
 
 PRESETS = ("tutorial", "paper")
 NOISE_DIM = {"tutorial": 62, "paper": 62}
@@ -29,11 +30,6 @@ NOISE_DIM = {"tutorial": 62, "paper": 62}
 def _keras_bn(cls, n: int) -> nn.Module:
     # Keras: moving = 0.99 * moving + 0.01 * batch; PyTorch's momentum is the batch weight.
     return cls(n, eps=1e-3, momentum=0.01)
-
-
-def _same_pad_4x4_s1() -> nn.Module:
-    # TensorFlow "same" for an even kernel puts the extra row/column after: (1, 2).
-    return nn.ZeroPad2d((1, 2, 1, 2))
 
 
 def _init(module: nn.Module, normal: bool) -> None:
@@ -84,8 +80,7 @@ class Generator(nn.Module):
                 nn.ReLU(),
                 _keras_bn(nn.BatchNorm1d, n),
                 Reshape(512, h4, w4),                                  # (b, 512, 7, 7)
-                _same_pad_4x4_s1(),
-                _n(nn.Conv2d(512, 128, 4, 1)),                         # (b, 128, 7, 7)
+                _n(SameConv2d(512, 128, 4)),                           # (b, 128, 7, 7)
                 nn.ReLU(),
                 _keras_bn(nn.BatchNorm2d, 128),
                 _n(nn.ConvTranspose2d(128, 64, 4, 2, 1)),              # (b, 64, 14, 14)
@@ -134,8 +129,7 @@ class Discriminator(nn.Module):
                 _n(nn.Conv2d(64, 128, 4, 2, 1)),                       # (b, 128, 7, 7)
                 nn.LeakyReLU(0.1),
                 _keras_bn(nn.BatchNorm2d, 128),
-                _same_pad_4x4_s1(),
-                _n(nn.Conv2d(128, 256, 4, 1)),                         # (b, 256, 7, 7)
+                _n(SameConv2d(128, 256, 4)),                           # (b, 256, 7, 7)
                 nn.LeakyReLU(0.1),
                 _keras_bn(nn.BatchNorm2d, 256),
                 nn.Flatten(),                                          # (b, 12544)

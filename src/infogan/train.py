@@ -76,10 +76,10 @@ class TrainConfig:
     sample_every: int | None = None      # default: every 10 epochs, as the tutorial
     save_every: int | None = None        # default: every 10 epochs, as the tutorial
     device: str = "auto"
-    precision: str = "fp32"
+    precision: str = "auto"              # auto: bf16 where the hardware has it (AMX, CUDA), else fp32
     channels_last: bool = False
     compile: bool = False
-    adam_impl: str = "auto"              # auto (PyTorch's choice), for-loop, foreach or fused
+    adam_impl: str = "auto"              # auto (= fused), for-loop, foreach or fused
     threads: int | None = None
     exact: bool = False                  # the tutorial's arithmetic: D's trunk run twice in step 3
     d_bn_in_g_step: bool = False         # tutorial code's quirk: G's step also trains D's BatchNorm
@@ -99,10 +99,18 @@ class TrainConfig:
         CodeSpec.parse(c.codes, c.cont_loss)  # validates the spec
         if c.adam_impl not in ADAM_IMPLS:
             raise InfoganError(f"unknown --adam-impl '{c.adam_impl}'; use one of {', '.join(ADAM_IMPLS)}")
-        if c.precision not in ("fp32", "bf16"):
-            raise InfoganError(f"unknown precision '{c.precision}'; use fp32 or bf16")
+        if c.precision not in ("auto", "fp32", "bf16"):
+            raise InfoganError(f"unknown precision '{c.precision}'; use auto, fp32 or bf16")
         if c.device not in ("auto", "cpu", "cuda") and not c.device.startswith("cuda:"):
             raise InfoganError(f"unknown device '{c.device}'; use auto, cpu or cuda")
+        # Speed options, resolved here so config.json records what actually ran. --exact keeps
+        # the tutorial's arithmetic: fp32, D's trunk twice, one Adam update per tensor.
+        if c.exact and c.precision == "bf16":
+            raise InfoganError("--exact keeps the tutorial's fp32 arithmetic; drop --precision bf16")
+        if c.precision == "auto":
+            c.precision = "fp32" if c.exact else auto_precision(pick_device(c.device))
+        if c.adam_impl == "auto":
+            c.adam_impl = "for-loop" if c.exact else "fused"
         for name in ("batch_size", "noise_dim", "log_every"):
             if getattr(c, name) < 1:
                 raise InfoganError(f"--{name.replace('_', '-')} must be at least 1")
@@ -133,6 +141,18 @@ def model_fingerprint(cfg: TrainConfig, image_shape) -> dict:
     """What a checkpoint must agree on to be loaded into these models."""
     return {"preset": cfg.preset, "codes": str(CodeSpec.parse(cfg.codes, cfg.cont_loss)),
             "cont_loss": cfg.cont_loss, "noise_dim": cfg.noise_dim, "image_shape": list(image_shape)}
+
+
+def auto_precision(device: torch.device) -> str:
+    """bf16 where the hardware does bf16 matmuls natively (CUDA with bf16, CPUs with AMX or
+    AVX512-BF16: 2.2-2.6x faster here, bench/RESULTS.md), else fp32."""
+    if device.type == "cuda":
+        return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return "fp32"
+    return "bf16" if ("amx_bf16" in flags or "avx512_bf16" in flags) else "fp32"
 
 
 def pick_device(name: str) -> torch.device:
@@ -206,6 +226,11 @@ def build_trainer(cfg: TrainConfig, image_shape) -> Trainer:
     opt_d = torch.optim.Adam(d_params, lr=cfg.lr_d, betas=betas, eps=eps, **impl)
     opt_g = torch.optim.Adam(g_params, lr=cfg.lr_g, betas=betas, eps=eps, **impl)
     gen = torch.Generator(device=device).manual_seed(cfg.seed + 1)
+    if cfg.compile:
+        # D's forward is called in several modes (with or without Q's head, frozen or not,
+        # G in train or eval mode): give each its graph rather than falling back to eager.
+        from torch._dynamo import config as dynamo_config
+        dynamo_config.recompile_limit = max(dynamo_config.recompile_limit, 64)
     fG, fD = (torch.compile(G), torch.compile(D)) if cfg.compile else (G, D)
     return Trainer(cfg, spec, fG, fD, opt_d, opt_g, gen, device, raw_G=G, raw_D=D,
                    frozen_in_g=frozen_in_g)

@@ -1,0 +1,86 @@
+"""A stride-1 convolution with TensorFlow "same" padding and a faster backward pass on CPU.
+
+Why: in the tutorial preset two 4x4 stride-1 convolutions (G's 512->128 and D's 128->256 on 7x7
+maps) carry most of the FLOPs, and oneDNN's backward-weights kernel for them runs at about a
+third of the speed of its forward kernel on this CPU (bench/RESULTS.md). Both gradients are
+themselves forward convolutions, which run fast:
+
+    y      = conv(pad(x, (l, r, t, b)), w)                         stride 1, kernel K
+    dL/dx  = conv(pad(dy, (K-1-l, K-1-r, K-1-t, K-1-b)), flip(w)^T)  (flip: both spatial axes,
+                                                                     ^T: swap in/out channels)
+    dL/dw  = conv(pad(x)^T, dy^T)^T                                (^T: swap batch and channels;
+                                                                     batch becomes the reduced axis)
+    dL/db  = sum of dy over batch and space
+
+Same function as `nn.Conv2d` after `nn.ZeroPad2d`, to rounding (tests/test_ops.py checks it
+with gradcheck in float64).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+def _compute_dtype(x: torch.Tensor) -> torch.dtype:
+    kind = x.device.type
+    if torch.is_autocast_enabled(kind):
+        return torch.get_autocast_dtype(kind)
+    return x.dtype
+
+
+class _SameConvFn(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x, weight, bias, pad):
+        dt = _compute_dtype(x)
+        xp = F.pad(x.to(dt), pad)
+        w = weight.to(dt)
+        ctx.save_for_backward(xp, w)
+        ctx.pad, ctx.dtypes, ctx.has_bias = pad, (x.dtype, weight.dtype), bias is not None
+        return F.conv2d(xp, w, None if bias is None else bias.to(dt))
+
+    @staticmethod
+    def backward(ctx, gy):
+        xp, w = ctx.saved_tensors
+        l, r, t, b = ctx.pad
+        k_h, k_w = w.shape[2:]
+        x_dtype, w_dtype = ctx.dtypes
+        gy = gy.to(w.dtype)
+        gx = gw = gb = None
+        if ctx.needs_input_grad[0]:
+            g = F.pad(gy, (k_w - 1 - l, k_w - 1 - r, k_h - 1 - t, k_h - 1 - b))
+            gx = F.conv2d(g, w.flip(2, 3).transpose(0, 1)).to(x_dtype)
+        if ctx.needs_input_grad[1]:
+            mf = (torch.channels_last if gy.is_contiguous(memory_format=torch.channels_last)
+                  and not gy.is_contiguous() else torch.contiguous_format)
+            a = xp.transpose(0, 1).contiguous(memory_format=mf)      # (Ci, B, Hp, Wp)
+            k = gy.transpose(0, 1).contiguous(memory_format=mf)      # (Co, B, H, W)
+            gw = F.conv2d(a, k).transpose(0, 1).to(w_dtype)          # (Co, Ci, K, K)
+        if ctx.has_bias and ctx.needs_input_grad[2]:
+            gb = gy.float().sum((0, 2, 3)).to(w_dtype)
+        return gx, gw, gb, None
+
+
+class SameConv2d(nn.Conv2d):
+    """Stride-1 convolution padded as TensorFlow's "same" (the extra row/column goes after).
+
+    Parameters and state-dict keys are those of `nn.Conv2d`. `fast_backward=False` runs the
+    plain `F.pad` + `F.conv2d` (autograd's own backward), kept as the reference.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, bias: bool = True,
+                 fast_backward: bool = True):
+        super().__init__(in_channels, out_channels, kernel_size, stride=1, padding=0, bias=bias)
+        total = kernel_size - 1
+        before = total // 2
+        self.same_pad = (before, total - before, before, total - before)  # (l, r, t, b)
+        self.fast_backward = fast_backward
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # The rewrite pays off for bf16 (oneDNN's bf16 backward-weights kernel is the slow
+        # one); fp32 keeps autograd's own backward, the reference arithmetic.
+        if (self.fast_backward and torch.is_grad_enabled()
+                and _compute_dtype(x) in (torch.bfloat16, torch.float16)):
+            return _SameConvFn.apply(x, self.weight, self.bias, self.same_pad)
+        return F.conv2d(F.pad(x, self.same_pad), self.weight, self.bias)
