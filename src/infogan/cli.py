@@ -107,7 +107,10 @@ def cmd_generate(a) -> int:
     out = Path(a.out)
     if out.suffix.lower() not in (".png", ".npz"):
         raise InfoganError(f"--out {out}: write .png (a grid) or .npz (arrays)")
-    s = model.sample(a.n, _parse_assignments(a.code, model.spec), a.seed)
+    fixed = _parse_assignments(a.code, model.spec)
+    if a.label is not None:
+        fixed.update(model.code_for_label(a.label))
+    s = model.sample(a.n, fixed, a.seed)
     out.parent.mkdir(parents=True, exist_ok=True)
     if out.suffix.lower() == ".png":
         save_grid(s.images, out, nrow=a.nrow)
@@ -132,9 +135,16 @@ def cmd_traverse(a) -> int:
         raise InfoganError(f"--out {out}: a traversal is written as .png")
     values = traverse_values(a.start, a.stop, a.steps)
     gen = torch.Generator().manual_seed(a.seed)
-    codes, nrows, _ = traversal_codes(model.spec, a.code, values, _parse_assignments(a.fix, model.spec), gen)
+    codes, nrows, row_values = traversal_codes(model.spec, a.code, values,
+                                               _parse_assignments(a.fix, model.spec), gen)
+    row_code = next((c.name for c in model.spec.categorical if c.name != a.code
+                     and c.name not in (a.fix or [])), None)
     z = torch.randn(nrows, model.noise_dim, generator=gen).repeat_interleave(len(values), 0)
-    save_grid(model.decode(z, codes), out, nrow=len(values))
+    lm = model.label_map()
+    names = None
+    if row_values is not None and lm and lm["code"] == row_code:
+        names = [str(lm["map"].get(str(v), "?")) for v in row_values]
+    save_grid(model.decode(z, codes), out, nrow=len(values), row_labels=names)
     print(out)
     return 0
 
@@ -165,10 +175,15 @@ def cmd_encode(a) -> int:
     if out.suffix.lower() not in (".npz", ".csv"):
         raise InfoganError(f"--out {out}: write .npz or .csv")
     pred = model.encode(_read_images(Path(a.input)))
+    lm = model.label_map()
     cols: dict[str, np.ndarray] = {}
     for name, p in pred.items():
         if "index" in p:
             cols[name] = p["index"].numpy()
+            if lm and lm["code"] == name:  # the dataset label each image is classified as
+                lut = np.array([-1 if lm["map"].get(str(v)) is None else lm["map"][str(v)]
+                                for v in range(p["probs"].shape[1])])
+                cols[f"{name}_label"] = lut[cols[name]]
             cols[f"{name}_probs"] = p["probs"].numpy()
         else:
             cols[f"{name}_mean"] = p["mean"].numpy()
@@ -196,6 +211,21 @@ def cmd_encode(a) -> int:
     return 0
 
 
+def cmd_label(a) -> int:
+    from .evaluate import make_label_map
+    from .model import load
+
+    model = load(a.run, a.checkpoint)
+    data = a.data or model.config.data
+    lm = make_label_map(model, data, a.data_dir or (model.config.data_dir if a.data is None else None),
+                        a.code)
+    pairs = ", ".join(f"{v}->{lab}" for v, lab in lm["map"].items())
+    print(f"{lm['code']} value -> {data} label: {pairs}")
+    print(f"matched accuracy on {lm['images']} training images: {lm['train_accuracy']:.3f}")
+    print(Path(a.run) / "labels.json")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="infogan", description="InfoGAN: GANs steered by learned codes")
     sub = p.add_subparsers(dest="command", required=True)
@@ -216,6 +246,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--code", action="append", metavar="NAME=VALUE", help="fix a code (repeatable)")
     g.add_argument("--seed", type=int, default=None)
     g.add_argument("--nrow", type=int, default=10, help="images per grid row")
+    g.add_argument("--label", type=int, default=None,
+                   help="draw this dataset label through the run's label map (see 'infogan label')")
     g.add_argument("--out", required=True, help="FILE.png (grid) or FILE.npz (arrays)")
 
     v = model_cmd("traverse", "sweep one code; rows are categorical values", cmd_traverse)
@@ -226,6 +258,11 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--fix", action="append", metavar="NAME=VALUE", help="fix another code")
     v.add_argument("--seed", type=int, default=0)
     v.add_argument("--out", required=True, help="FILE.png")
+
+    lb = model_cmd("label", "map categorical code values to dataset labels (labels.json)", cmd_label)
+    lb.add_argument("--data", default=None, help="labelled dataset (default: the run's own)")
+    lb.add_argument("--data-dir", default=None)
+    lb.add_argument("--code", default=None, help="the categorical code (default: the first)")
 
     e = model_cmd("encode", "run Q on images: per-code predictions", cmd_encode)
     e.add_argument("input", help="images: .npz (key 'images'), .npy, or an IDX file (.gz or raw)")

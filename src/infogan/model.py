@@ -42,6 +42,26 @@ class InfoGAN:
     def noise_dim(self) -> int:
         return self.config.noise_dim
 
+    def label_map(self) -> dict | None:
+        """RUN/labels.json (code value -> dataset label) if `infogan label` has made one."""
+        from .checkpoint import read_json
+
+        path = self.run_dir / "labels.json" if self.run_dir else None
+        return read_json(path, "label map") if path and path.exists() else None
+
+    def code_for_label(self, label: int) -> dict:
+        """{code: value} that draws images of dataset label `label`, from the label map."""
+        lm = self.label_map()
+        if lm is None:
+            raise InfoganError(f"{self.run_dir} has no label map; make one with "
+                               f"'infogan label {self.run_dir} --data NAME'")
+        for value, lab in lm["map"].items():
+            if lab == label:
+                return {lm["code"]: int(value)}
+        have = sorted({v for v in lm["map"].values() if v is not None})
+        raise InfoganError(f"no value of code {lm['code']} maps to label {label}; mapped labels: "
+                           f"{', '.join(map(str, have))}")
+
     def _gen(self, seed: int | None) -> torch.Generator:
         g = torch.Generator()
         if seed is None:

@@ -266,28 +266,29 @@ def train_step(t: Trainer, x_real: torch.Tensor) -> dict[str, torch.Tensor]:
     return _paper_step(t, x_real)
 
 
+def _d_update(t: Trainer, x: torch.Tensor, target: float) -> torch.Tensor:
+    """One optimiser step of D (trunk + D head) on a batch of one kind, real or fake."""
+    t.opt_d.zero_grad(set_to_none=True)
+    with t.autocast():
+        d, _ = t.D(x, with_q=False)
+    loss = _bce(d, target)
+    loss.backward()
+    t.opt_d.step()
+    return loss
+
+
 def _tutorial_step(t: Trainer, x_real):
     G, D, rG = t.G, t.D, t.raw_G
     half, n = x_real.shape[0], t.cfg.batch_size
     # (1) D on real images, target 1. Only the trunk and the D head are in opt_d.
-    t.opt_d.zero_grad(set_to_none=True)
-    with t.autocast():
-        d_real, _ = D(x_real, with_q=False)
-    loss_real = _bce(d_real, 1.0)
-    loss_real.backward()
-    t.opt_d.step()
+    loss_real = _d_update(t, x_real, 1.0)
     # (2) D on generated images from G in inference mode, target 0.
     g_in, _ = t.noise(half)
     rG.eval()
     with torch.no_grad(), t.autocast():
         x_fake = G(g_in)
     rG.train()
-    t.opt_d.zero_grad(set_to_none=True)
-    with t.autocast():
-        d_fake, _ = D(x_fake, with_q=False)
-    loss_fake = _bce(d_fake, 0.0)
-    loss_fake.backward()
-    t.opt_d.step()
+    loss_fake = _d_update(t, x_fake, 0.0)
     # (3) G and Q's head on fresh samples: target 1 for D, the true codes for Q; D frozen.
     g_in, c = t.noise(n)
     t.opt_g.zero_grad(set_to_none=True)
