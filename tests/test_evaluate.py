@@ -105,3 +105,16 @@ def test_label_map_bad_input(capsys, tiny_run, tmp_path):
     capsys.readouterr()
     assert main(["generate", str(run), "--label", "12", "--out", str(tmp_path / "x.png")]) == 2
     assert "no value of code c1 maps to label 12" in capsys.readouterr().err
+
+
+def test_evaluate_cli(capsys, tiny_run, tmp_path):
+    assert main(["evaluate", str(tiny_run), "--json", str(tmp_path / "e.json")]) == 0
+    out = capsys.readouterr().out
+    r = __import__("json").loads((tmp_path / "e.json").read_text())
+    c = r["clustering"]["c1"]
+    assert r["held_out_images"] == 500 and 0 <= c["accuracy"] <= 1 and -1 <= c["ari"] <= 1
+    assert c["accuracy"] >= 0.1 - 1e-9          # Hungarian accuracy is never below chance
+    info = r["information"]
+    assert set(info) == {"c1", "c2", "c3"} and "r2" in info["c2"] and "r2" not in info["c1"]
+    assert info["c1"]["bound_nats"] <= info["c1"]["entropy_nats"] + 1e-6
+    assert "held-out clustering" in out and "information bound" in out

@@ -211,6 +211,29 @@ def cmd_encode(a) -> int:
     return 0
 
 
+def cmd_evaluate(a) -> int:
+    import json
+
+    from .evaluate import evaluate_run
+    from .model import load
+
+    model = load(a.run, a.checkpoint)
+    data = a.data or model.config.data
+    r = evaluate_run(model, data, a.data_dir or (model.config.data_dir if a.data is None else None))
+    print(f"{r['run']} ({r['checkpoint']}) on {data}")
+    for name, c in r.get("clustering", {}).items():
+        print(f"  {name}: held-out clustering ({r['held_out_images']} images): accuracy {c['accuracy']:.3f} "
+              f"(Hungarian), many-to-one {c['many_to_one']:.3f}, NMI {c['nmi']:.3f}, ARI {c['ari']:.3f}")
+    for name, i in r["information"].items():
+        extra = f", R^2 {i['r2']:.3f}" if "r2" in i else f", Q accuracy {i['accuracy_on_generated']:.3f}"
+        print(f"  {name}: information bound {i['bound_nats']:.3f} of H(c) {i['entropy_nats']:.3f} nats "
+              f"({100 * i['bound_fraction']:.1f}%){extra}  [{r['generated_samples']} generated, seed {r['seed']}]")
+    if a.json:
+        Path(a.json).write_text(json.dumps(r, indent=2) + "\n")
+        print(a.json)
+    return 0
+
+
 def cmd_label(a) -> int:
     from .evaluate import make_label_map
     from .model import load
@@ -258,6 +281,11 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--fix", action="append", metavar="NAME=VALUE", help="fix another code")
     v.add_argument("--seed", type=int, default=0)
     v.add_argument("--out", required=True, help="FILE.png")
+
+    ev = model_cmd("evaluate", "clustering of held-out images by Q, information bounds", cmd_evaluate)
+    ev.add_argument("--data", default=None, help="labelled dataset (default: the run's own)")
+    ev.add_argument("--data-dir", default=None)
+    ev.add_argument("--json", default=None, help="also write the results as JSON")
 
     lb = model_cmd("label", "map categorical code values to dataset labels (labels.json)", cmd_label)
     lb.add_argument("--data", default=None, help="labelled dataset (default: the run's own)")

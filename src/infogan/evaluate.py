@@ -144,3 +144,52 @@ def make_label_map(model, data: str, data_dir: str | None = None, code: str | No
     if model.run_dir is not None:
         write_json_atomic(model.run_dir / LABELS_FILE, out)
     return out
+
+
+# ---- infogan evaluate ----------------------------------------------------------------------
+
+N_GENERATED = 5000   # generated samples for the bound and R^2: the same count every time
+EVAL_SEED = 1234
+
+
+def information_report(model, n: int = N_GENERATED, seed: int = EVAL_SEED) -> dict:
+    """Per code, on n generated samples: the lower bound H(c) - NLL (nats), its fraction of
+    H(c), and for continuous codes R^2 of Q's mean against the true code."""
+    s = model.sample(n, seed=seed)
+    q = model.q_outputs(s.images)
+    _, _, bounds = model.spec.info_losses(q, s.codes)
+    parts = model.spec.split_q(q)
+    out = {}
+    for c in model.spec:
+        h = c.entropy()
+        row = {"kind": c.kind, "bound_nats": float(bounds[c.name]), "entropy_nats": h,
+               "bound_fraction": bound_fraction(float(bounds[c.name]), h)}
+        if c.kind != "cat":
+            y, yhat = s.codes[c.name].double(), parts[c.name]["mean"].double()
+            row["r2"] = float(1 - ((y - yhat) ** 2).sum() / ((y - y.mean()) ** 2).sum())
+        else:
+            row["accuracy_on_generated"] = float((parts[c.name]["logits"].argmax(1) == s.codes[c.name])
+                                                 .double().mean())
+        out[c.name] = row
+    return out
+
+
+def evaluate_run(model, data: str, data_dir: str | None = None) -> dict:
+    """Clustering of the held-out labelled split by each categorical code, and the
+    information report. Labels are read here and only here (and in make_label_map)."""
+    from .data import load_dataset
+
+    result = {"run": str(model.run_dir), "checkpoint": model.checkpoint.name if model.checkpoint else None,
+              "data": data, "generated_samples": N_GENERATED, "seed": EVAL_SEED,
+              "information": information_report(model)}
+    cats = model.spec.categorical
+    if cats:
+        ds = load_dataset(data, "test", data_dir)
+        if ds.labels is None:
+            raise InfoganError(f"dataset {data} has no labels for its held-out split; "
+                               "evaluate with a labelled dataset (--data)")
+        pred = model.encode(ds.images)
+        result["clustering"] = {c.name: clustering_report(pred[c.name]["index"].numpy(), ds.labels.numpy())
+                                for c in cats}
+        result["held_out_images"] = len(ds)
+    return result

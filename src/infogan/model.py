@@ -116,17 +116,21 @@ class InfoGAN:
         return x
 
     @torch.no_grad()
+    def q_outputs(self, images, batch_size: int = 1000) -> torch.Tensor:
+        """Q's raw outputs (n, spec.q_dim): logits, means, log-stds (see CodeSpec.split_q)."""
+        x = self._as_model_input(images)
+        outs = [self.discriminator.encode(x[i : i + batch_size].to(self.device)).float().cpu()
+                for i in range(0, len(x), batch_size)]
+        return torch.cat(outs) if outs else torch.zeros(0, self.spec.q_dim)
+
+    @torch.no_grad()
     def encode(self, images, batch_size: int = 1000) -> dict[str, dict[str, torch.Tensor]]:
         """Q's predictions per code for uint8 (0..255) or float ([-1, 1]) images.
 
         categorical: {"index": (n,) int64 argmax, "probs": (n, k)};
         continuous: {"mean": (n,)} plus {"std": (n,)} when Q learns its std.
         """
-        x = self._as_model_input(images)
-        outs = [self.discriminator.encode(x[i : i + batch_size].to(self.device)).float().cpu()
-                for i in range(0, len(x), batch_size)]
-        q = torch.cat(outs) if outs else torch.zeros(0, self.spec.q_dim)
-        parts = self.spec.split_q(q)
+        parts = self.spec.split_q(self.q_outputs(images, batch_size))
         result = {}
         for c in self.spec:
             p = parts[c.name]
