@@ -21,11 +21,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 from infogan.data import load_dataset  # noqa: E402
 from infogan.train import TrainConfig, build_trainer, train_step  # noqa: E402
 
+F32 = dict(precision="fp32", adam_impl="for-loop")
 VARIANTS = {
-    "fp32 eager": dict(),
-    "fp32 + TF32 matmuls": dict(_tf32=True),
-    "bf16 autocast": dict(precision="bf16"),
-    "bf16 + channels-last": dict(precision="bf16", channels_last=True),
+    "fp32 eager": F32,
+    "fp32 + TF32 matmuls": dict(F32, _tf32=True),
+    "bf16 autocast": dict(F32, precision="bf16"),
+    "bf16 + channels-last": dict(F32, precision="bf16", channels_last=True),
     "bf16 + fused Adam": dict(precision="bf16", adam_impl="fused"),
     "bf16 + fused Adam + compile": dict(precision="bf16", adam_impl="fused", compile=True),
 }
