@@ -49,6 +49,7 @@ def test_train_cli_writes_and_prints_paths(capsys, tmp_path):
     grid = tmp_path / "r" / "samples" / "step-000004.png"
     assert grid.exists() and str(grid) in out
     assert Image.open(grid).size == (2 * (10 * 30 + 2),) * 2       # 10 x 10, rows = c1 values
+    assert (tmp_path / "r" / "labels.json").exists() and "labels:" in out  # made after training
     # resume for more steps
     code, out, err = run(capsys, "train", tmp_path / "r", "--resume", "--steps", 6, "--no-progress")
     assert code == 0, err and "step-000006" in out
