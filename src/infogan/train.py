@@ -22,7 +22,6 @@ import contextlib
 import dataclasses
 import json
 import math
-import os
 import shutil
 import statistics
 import time
@@ -33,7 +32,7 @@ import torch
 import torch.nn.functional as F
 
 from . import checkpoint as ckpt
-from .codes import CONT_LOSSES, CodeSpec
+from .codes import CodeSpec
 from .data import Dataset, load_dataset
 from .errors import InfoganError
 from .nets import NOISE_DIM, PRESETS, build_models
@@ -552,6 +551,3 @@ class CollapseMonitor:
                             "s/iter; another process may be using the CPU cores")
         return msgs
 
-
-def default_threads() -> int:
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
