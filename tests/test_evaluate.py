@@ -117,4 +117,6 @@ def test_evaluate_cli(capsys, tiny_run, tmp_path):
     info = r["information"]
     assert set(info) == {"c1", "c2", "c3"} and "r2" in info["c2"] and "r2" not in info["c1"]
     assert info["c1"]["bound_nats"] <= info["c1"]["entropy_nats"] + 1e-6
+    # (an estimate on finite samples: an untrained Q can score slightly below 0)
+    assert -0.1 <= info["c1"]["bound_fraction"] <= 1 + 1e-6 and info["c2"]["bound_fraction"] is None
     assert "held-out clustering" in out and "information bound" in out

@@ -245,8 +245,9 @@ def cmd_evaluate(a) -> int:
               f"(Hungarian), many-to-one {c['many_to_one']:.3f}, NMI {c['nmi']:.3f}, ARI {c['ari']:.3f}")
     for name, i in r["information"].items():
         extra = f", R^2 {i['r2']:.3f}" if "r2" in i else f", Q accuracy {i['accuracy_on_generated']:.3f}"
-        print(f"  {name}: information bound {i['bound_nats']:.3f} of H(c) {i['entropy_nats']:.3f} nats "
-              f"({100 * i['bound_fraction']:.1f}%){extra}  [{r['generated_samples']} generated, seed {r['seed']}]")
+        frac = f" ({100 * i['bound_fraction']:.1f}%)" if i["bound_fraction"] is not None else ""
+        print(f"  {name}: information bound {i['bound_nats']:.3f} nats, H(c) {i['entropy_nats']:.3f}{frac}"
+              f"{extra}  [{r['generated_samples']} generated, seed {r['seed']}]")
     if a.json:
         Path(a.json).write_text(json.dumps(r, indent=2) + "\n")
         print(a.json)
