@@ -18,7 +18,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from infogan.data import load_dataset  # noqa: E402
+from infogan.data import load_dataset, to_unit_range  # noqa: E402
 from infogan.train import TrainConfig, build_trainer, train_step  # noqa: E402
 
 F32 = dict(precision="fp32", adam_impl="for-loop")
@@ -61,7 +61,7 @@ def main(argv=None) -> int:
             torch.backends.cuda.matmul.allow_tf32 = tf32
             torch.backends.cudnn.allow_tf32 = tf32
             idx = torch.randint(0, len(images), (n,), generator=t.gen, device=t.device)
-            return train_step(t, t.to_device(images[idx].float() / 127.5 - 1))
+            return train_step(t, t.to_device(to_unit_range(images[idx])))
 
         t0 = time.perf_counter()
         for _ in range(5):

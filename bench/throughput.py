@@ -32,7 +32,7 @@ from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from infogan.data import load_dataset  # noqa: E402
+from infogan.data import load_dataset, to_unit_range  # noqa: E402
 from infogan.model import InfoGAN  # noqa: E402
 from infogan.train import TrainConfig, build_trainer, train_step  # noqa: E402
 
@@ -184,7 +184,7 @@ def run_iters(t, n_real, images, iters: int) -> float:
     start = time.perf_counter()
     for _ in range(iters):
         idx = torch.randint(0, len(images), (n_real,), generator=t.gen)
-        x = t.to_device(images[idx].float().div_(127.5).sub_(1.0))
+        x = t.to_device(to_unit_range(images[idx]))
         losses = train_step(t, x)
     torch.stack(list(losses.values())).sum().item()  # one sync at the end, as the loop does
     return (time.perf_counter() - start) / iters
@@ -212,7 +212,7 @@ def bench_preset(preset, variants, data, repeats, iters, warmup, log):
             rows[name]["loads"].append(m.others)
         log(f"  round {r + 1}/{repeats} done")
     t_ref, n_ref = trainers[variants[0]]
-    x = t_ref.to_device(images[:n_ref].float() / 127.5 - 1)
+    x = t_ref.to_device(to_unit_range(images[:n_ref]))
     analytic = step_flops(t_ref)
     fresh, _ = make(preset, VARIANTS[variants[0]], data)
     counted = counted_flops(fresh, x)

@@ -107,22 +107,20 @@ def test_paper_information_loss_trains_the_trunk():
     info.backward()
     assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in t.D.trunk.parameters())
     # and the step's D update includes it: zeroing lambda changes the trunk update.
-    moved = []
-    for lam in ("1", "0"):
-        t = _trainer("paper", codes=f"c1=cat:10@{lam}", seed=3)
-        before = _snap(t.D.trunk)
-        train_step(t, _real(t))
-        moved.append({k: v.detach() - before[k] for k, v in t.D.trunk.named_parameters()})
+    moved = [_trunk_update("paper", lam) for lam in ("1", "0")]
     assert any(not torch.allclose(moved[0][k], moved[1][k]) for k in moved[0])
 
 
+def _trunk_update(preset, lam):
+    """How one train_step moves D's trunk, with the information loss weighted by lam."""
+    t = _trainer(preset, codes=f"c1=cat:10@{lam}", seed=3)
+    before = _snap(t.D.trunk)
+    train_step(t, _real(t))
+    return {k: v.detach() - before[k] for k, v in t.D.trunk.named_parameters()}
+
+
 def test_tutorial_trunk_updates_do_not_depend_on_the_information_loss():
-    moved = []
-    for lam in ("1", "0"):
-        t = _trainer("tutorial", codes=f"c1=cat:10@{lam}", seed=3)
-        before = _snap(t.D.trunk)
-        train_step(t, _real(t))
-        moved.append({k: v.detach() - before[k] for k, v in t.D.trunk.named_parameters()})
+    moved = [_trunk_update("tutorial", lam) for lam in ("1", "0")]
     for k in moved[0]:
         assert_close(moved[0][k], moved[1][k], rtol=0, atol=0)
 

@@ -111,9 +111,10 @@ def _label_after_training(run_dir: Path) -> None:
     if not model.spec.categorical:
         return
     cfg = model.config
-    if load_dataset(cfg.data, "train", cfg.data_dir).labels is None:
+    ds = load_dataset(cfg.data, "train", cfg.data_dir)
+    if ds.labels is None:
         return
-    lm = make_label_map(model, cfg.data, cfg.data_dir)
+    lm = make_label_map(model, cfg.data, cfg.data_dir, dataset=ds)
     print(f"labels:     {Path(run_dir) / 'labels.json'} (code value -> label, "
           f"{lm['train_accuracy']:.3f} matched accuracy on the training digits)")
 

@@ -121,7 +121,8 @@ def bound_fraction(bound_nats: float, entropy_nats: float) -> float:
 LABELS_FILE = "labels.json"
 
 
-def make_label_map(model, data: str, data_dir: str | None = None, code: str | None = None) -> dict:
+def make_label_map(model, data: str, data_dir: str | None = None, code: str | None = None,
+                   dataset=None) -> dict:
     """Match the values of a categorical code to dataset labels (Hungarian, on the labelled
     training split) and write RUN/labels.json. Evaluation code: training never calls this."""
     from .checkpoint import write_json_atomic
@@ -133,7 +134,7 @@ def make_label_map(model, data: str, data_dir: str | None = None, code: str | No
     cat = model.spec[code] if code else cats[0]
     if cat.kind != "cat":
         raise InfoganError(f"code {cat.name} is not categorical; a label map needs a cat code")
-    ds = load_dataset(data, "train", data_dir)
+    ds = dataset if dataset is not None else load_dataset(data, "train", data_dir)
     if ds.labels is None:
         raise InfoganError(f"dataset {data} has no labels; pass a labelled dataset with --data")
     pred = model.encode(ds.images)[cat.name]["index"].numpy()

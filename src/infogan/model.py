@@ -15,6 +15,7 @@ import torch
 
 from . import checkpoint as ckpt
 from .codes import Categorical, CodeSpec
+from .data import to_unit_range
 from .errors import InfoganError
 from .nets import build_models
 from .train import TrainConfig, config_from_dict, model_fingerprint, pick_device
@@ -106,7 +107,7 @@ class InfoGAN:
             raise InfoganError(f"images have shape {shape} but this model takes "
                                f"(N, {c}, {h}, {w}){also}")
         if x.dtype == torch.uint8:
-            return x.float() / 127.5 - 1.0
+            return to_unit_range(x)
         if not x.is_floating_point():
             raise InfoganError(f"images have dtype {x.dtype}; pass uint8 pixels 0..255 or floats in [-1, 1]")
         x = x.float()
