@@ -325,7 +325,7 @@ class CodeSpec:
     # ---- information loss ----------------------------------------------------------------
 
     def info_losses(
-        self, q_out: torch.Tensor, codes: dict[str, torch.Tensor]
+        self, q_out: torch.Tensor, codes: dict[str, torch.Tensor], kinds: tuple[str, ...] | None = None
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor], dict[str, torch.Tensor]]:
         """Weighted information loss and, per code, its loss and lower bound (nats).
 
@@ -333,11 +333,14 @@ class CodeSpec:
         training minimises for code i (cross-entropy, Gaussian NLL or MSE) and
         bound_i = H(c_i) - NLL_i is the mutual-information lower bound on this batch. For MSE
         runs the bound uses a unit-variance Gaussian Q, which is still a valid bound.
+        `kinds` (e.g. ("cat",)) limits all three to the codes of those kinds.
         """
         parts = self.split_q(q_out)
         total = q_out.new_zeros((), dtype=torch.float32)
         losses, bounds = {}, {}
         for c in self.codes:
+            if kinds is not None and c.kind not in kinds:
+                continue
             p, target = parts[c.name], codes[c.name]
             if isinstance(c, Categorical):
                 loss = categorical_nll(p["logits"], target)

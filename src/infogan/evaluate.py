@@ -1,4 +1,4 @@
-"""Metrics that replace looking at grids (first part: clustering and distances).
+"""Metrics that replace looking at grids.
 
 Clustering of labelled real images by Q's categorical code (the paper's sec. 5.1 use of c1 as
 a classifier): accuracy under the best one-to-one matching of code values to labels (Hungarian
@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import torch
 from scipy.linalg import sqrtm
 from scipy.optimize import linear_sum_assignment
 
@@ -177,22 +178,203 @@ def information_report(model, n: int = N_GENERATED, seed: int = EVAL_SEED) -> di
     return out
 
 
-def evaluate_run(model, data: str, data_dir: str | None = None) -> dict:
-    """Clustering of the held-out labelled split by each categorical code, and the
-    information report. Labels are read here and only here (and in make_label_map)."""
+# ---- continuous codes: which image property does each control? -------------------------
+
+N_PATHS, N_POINTS = 200, 9   # traversals per continuous code: paths x points along each
+
+
+def image_properties(images) -> dict[str, np.ndarray]:
+    """Per image (n, C, H, W) in [-1, 1], from the ink's second moments (ink = (x + 1) / 2,
+    channels averaged): `slant`, the horizontal shift of the ink per row going up (-mu_xy /
+    mu_yy, with rows counted downwards: positive leans right, as in italics); `width`, the
+    standard deviation of the ink's column position (pixels); `ink`, the stroke mass (sum of
+    ink, in pixels)."""
+    x = torch.as_tensor(images).float()
+    w = ((x + 1) / 2).clamp(0, 1).mean(1)                       # (n, H, W)
+    n, h, wd = w.shape
+    ys = torch.arange(h, dtype=torch.float64).view(1, h, 1)
+    xs = torch.arange(wd, dtype=torch.float64).view(1, 1, wd)
+    w = w.double()
+    mass = w.sum((1, 2)).clamp_min(1e-9)
+    my = (w * ys).sum((1, 2)) / mass
+    mx = (w * xs).sum((1, 2)) / mass
+    dy, dx = ys - my.view(n, 1, 1), xs - mx.view(n, 1, 1)
+    myy = (w * dy * dy).sum((1, 2)) / mass
+    mxy = (w * dx * dy).sum((1, 2)) / mass
+    mxx = (w * dx * dx).sum((1, 2)) / mass
+    return {"slant": (-mxy / myy.clamp_min(1e-9)).numpy(), "width": mxx.sqrt().numpy(),
+            "ink": mass.numpy()}
+
+
+def _traversal_range(code) -> tuple[float, float]:
+    if code.kind == "unif":
+        return code.low, code.high
+    return -2.0, 2.0   # gauss: +-2 standard deviations
+
+
+def continuous_report(model, n_paths: int = N_PATHS, n_points: int = N_POINTS,
+                      seed: int = EVAL_SEED, min_r: float = 0.5) -> dict:
+    """For each continuous code: n_paths random (z, other codes), the code swept over n_points
+    values of its range; the correlation of the code's value with each image property, pooled
+    within paths (each path's own mean removed, so the code's effect is measured, not the
+    differences between images). `controls` names the property with the largest |r| when it is
+    at least `min_r`, else None."""
+    out = {}
+    for c in model.spec:
+        if c.kind == "cat":
+            continue
+        lo, hi = _traversal_range(c)
+        gen = torch.Generator().manual_seed(seed)
+        base = model.spec.sample(n_paths, gen)
+        z = torch.randn(n_paths, model.noise_dim, generator=gen)
+        values = torch.linspace(lo, hi, n_points)
+        codes = {k: v.repeat_interleave(n_points) for k, v in base.items()}
+        codes[c.name] = values.repeat(n_paths)
+        imgs = model.decode(z.repeat_interleave(n_points, 0), codes)
+        props = image_properties(imgs)
+        t = values.double().numpy() - values.double().mean().item()
+        row = {"range": [lo, hi], "paths": n_paths, "points": n_points}
+        for name, v in props.items():
+            v = v.reshape(n_paths, n_points)
+            v = v - v.mean(1, keepdims=True)
+            tt = np.broadcast_to(t, v.shape)
+            den = math.sqrt((tt * tt).sum() * (v * v).sum())
+            row[f"r_{name}"] = float((tt * v).sum() / den) if den > 0 else 0.0
+        best = max(("slant", "width", "ink"), key=lambda k: abs(row[f"r_{k}"]))
+        row["controls"] = best if abs(row[f"r_{best}"]) >= min_r else None
+        out[c.name] = row
+    return out
+
+
+# ---- the judge's scores ---------------------------------------------------------------------
+
+N_PER_VALUE = 500   # generated images per categorical value, for purity and control accuracy
+
+
+def classifier_score(probs) -> float:
+    """exp(E_x KL(p(y|x) || p(y))): the Inception-score formula with the judge as classifier.
+    1 for images the judge cannot tell apart, at most the number of classes."""
+    p = torch.as_tensor(probs).double().clamp_min(1e-12)
+    marginal = p.mean(0, keepdim=True)
+    return float(torch.exp((p * (p.log() - marginal.log())).sum(1).mean()))
+
+
+def judge_report(model, judge, real_test, n: int = N_GENERATED, per_value: int = N_PER_VALUE,
+                 seed: int = EVAL_SEED) -> dict:
+    """Sample quality as the judge sees it. For the first categorical code, `per_value` images
+    per value (everything else random): per-value purity (the share of the value's images that
+    the judge gives the value's most common label) and control accuracy (the share that the
+    judge labels as the one-to-one Hungarian matching of values to labels says). On n images
+    from the prior: the classifier score and the Frechet distance between the judge's
+    penultimate features of those images and of the real held-out images."""
+    out = {"feature_extractor": f"judge CNN penultimate layer ({judge.meta['dataset']}, "
+                                f"{judge.meta['test_images']} held-out images at "
+                                f"{judge.accuracy:.4f} accuracy)",
+           "generated_images": n, "real_images": len(real_test)}
+    cats = model.spec.categorical
+    if cats:
+        cat = cats[0]
+        labels, values = [], []
+        for v in range(cat.k):
+            x = model.generate(per_value, codes={cat.name: v}, seed=seed + v)
+            labels.append(judge.probs(x).argmax(1).numpy())
+            values.append(np.full(per_value, v))
+        pred, lab = np.concatenate(values), np.concatenate(labels)
+        table = contingency(pred, lab, n_values=cat.k, n_classes=judge.n_classes)
+        purity = table.max(1) / table.sum(1)
+        acc, mapping = hungarian_match(pred, lab, n_values=cat.k)
+        out.update({"code": cat.name, "images_per_value": per_value,
+                    "purity_per_value": [float(p) for p in purity], "purity": float(purity.mean()),
+                    "control_accuracy": acc, "judge_map": {str(k): v for k, v in mapping.items()}})
+    x = model.generate(n, seed=seed)
+    fake_p, fake_f = judge._run(x)
+    real_f = judge.features(real_test.images)
+    out["classifier_score"] = classifier_score(fake_p.softmax(1))
+    out["frechet"] = feature_frechet(fake_f.numpy(), real_f.numpy())
+    return out
+
+
+def evaluate_run(model, data: str, data_dir: str | None = None, judge: bool = True,
+                 log_fn=None) -> dict:
+    """Clustering of the held-out labelled split by each categorical code, the information
+    report, the continuous codes' properties and (with `judge`) the judge's scores. Labels are
+    read here and only here (and in make_label_map and the judge's training)."""
     from .data import load_dataset
 
     result = {"run": str(model.run_dir), "checkpoint": model.checkpoint.name if model.checkpoint else None,
               "data": data, "generated_samples": N_GENERATED, "seed": EVAL_SEED,
               "information": information_report(model)}
+    if any(c.kind != "cat" for c in model.spec):
+        result["continuous"] = continuous_report(model)
     cats = model.spec.categorical
-    if cats:
+    ds = None
+    if cats or judge:
         ds = load_dataset(data, "test", data_dir)
         if ds.labels is None:
             raise InfoganError(f"dataset {data} has no labels for its held-out split; "
                                "evaluate with a labelled dataset (--data)")
+        result["held_out_images"] = len(ds)
+    if cats:
         pred = model.encode(ds.images)
         result["clustering"] = {c.name: clustering_report(pred[c.name]["index"].numpy(), ds.labels.numpy())
                                 for c in cats}
-        result["held_out_images"] = len(ds)
+    if judge:
+        from .judge import get_judge
+
+        j = get_judge(data, data_dir, log_fn=log_fn)
+        if tuple(j.meta["image_shape"]) != tuple(model.image_shape):
+            raise InfoganError(f"the judge of {data} takes images {j.meta['image_shape']}, this model "
+                               f"makes {list(model.image_shape)}; evaluate with the run's own dataset")
+        result["judge"] = judge_report(model, j, ds)
     return result
+
+
+# ---- choosing checkpoints and seeds ---------------------------------------------------------
+
+CRITERIA = ("unsupervised", "accuracy")
+N_SELECT = 2000   # generated samples for the unsupervised criterion
+
+
+def real_cluster_information(model, images, code=None) -> float:
+    """I(x; c_hat) of Q's categorical predictions on real images, as a fraction of ln K:
+    H(mean_x p(c|x)) - mean_x H(p(c|x)), over ln K. No labels are used. It is 1 when Q sorts the
+    real images into K equally large groups with full confidence, and low when the real images
+    all look alike to Q or when Q hesitates on them, i.e. when G's images for the K values do
+    not cover the real data the way the prior says they should."""
+    cat = code or model.spec.categorical[0]
+    probs = model.encode(images)[cat.name]["probs"].double().clamp_min(1e-12)
+    marginal = probs.mean(0)
+    h_marg = float(-(marginal * marginal.log()).sum())
+    h_cond = float(-(probs * probs.log()).sum(1).mean())
+    return (h_marg - h_cond) / math.log(cat.k)
+
+
+def selection_score(model, criterion: str, real_train=None, real_test=None) -> dict:
+    """The score `--keep-best` ranks checkpoints (and `--seeds` ranks seeds) by; higher is better.
+
+    unsupervised: the mean of two fractions of ln K for the first categorical code: the
+      information bound on N_SELECT generated images (do the values stay recoverable from G's
+      images?) and real_cluster_information on the real training images (does Q, trained only on
+      G's images, find K confident, balanced groups in the real data?). The second is the
+      judge-free quality signal: a G whose images miss the real data leaves Q unsure or
+      lopsided there, however high the bound on G's own images. No label is read.
+    accuracy: held-out clustering accuracy (Hungarian) of the first categorical code; reads
+      the held-out labels, so the accuracy reported for the chosen checkpoint is optimistic.
+    """
+    if criterion not in CRITERIA:
+        raise InfoganError(f"unknown --keep-best criterion '{criterion}'; use one of {', '.join(CRITERIA)}")
+    if not model.spec.categorical:
+        raise InfoganError("--keep-best ranks by the categorical code; this model has none")
+    cat = model.spec.categorical[0]
+    if criterion == "accuracy":
+        if real_test is None or real_test.labels is None:
+            raise InfoganError("--keep-best accuracy needs a dataset with a labelled held-out split")
+        pred = model.encode(real_test.images)[cat.name]["index"].numpy()
+        acc, _ = hungarian_match(pred, real_test.labels.numpy(), n_values=cat.k)
+        return {"criterion": criterion, "score": acc, "accuracy": acc}
+    s = model.sample(N_SELECT, seed=EVAL_SEED)
+    _, _, bounds = model.spec.info_losses(model.q_outputs(s.images), s.codes, kinds=("cat",))
+    bound = float(bounds[cat.name]) / cat.entropy()
+    real = real_cluster_information(model, real_train.images[:5000])
+    return {"criterion": criterion, "score": 0.5 * (bound + real), "bound_fraction": bound,
+            "real_information_fraction": real}

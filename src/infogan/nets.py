@@ -23,8 +23,10 @@ from .codes import CodeSpec
 from .errors import InfoganError
 from .ops import SameConv2d
 
-PRESETS = ("tutorial", "paper")
-NOISE_DIM = {"tutorial": 62, "paper": 62}
+PRESETS = ("tutorial", "paper", "quality")
+NOISE_DIM = {"tutorial": 62, "paper": 62, "quality": 62}
+# The quality recipe changes training (see train.py), not the networks: it uses the paper's.
+NETWORKS = {"tutorial": "tutorial", "paper": "paper", "quality": "paper"}
 
 
 def _keras_bn(cls, n: int) -> nn.Module:
@@ -73,6 +75,7 @@ class Generator(nn.Module):
         super().__init__()
         c, h4, w4 = _check_shape(image_shape)
         self.in_dim = noise_dim + spec.g_dim
+        preset = NETWORKS.get(preset, preset)
         if preset == "tutorial":
             n = 512 * h4 * w4
             self.net = nn.Sequential(
@@ -121,6 +124,7 @@ class Discriminator(nn.Module):
     def __init__(self, preset: str, image_shape, spec: CodeSpec):
         super().__init__()
         c, h4, w4 = _check_shape(image_shape)
+        preset = NETWORKS.get(preset, preset)
         if preset == "tutorial":
             feat = 256 * h4 * w4
             self.trunk = nn.Sequential(

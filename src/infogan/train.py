@@ -32,6 +32,7 @@ import torch
 import torch.nn.functional as F
 
 from . import checkpoint as ckpt
+from .augment import random_affine
 from .codes import CodeSpec
 from .data import Dataset, load_dataset
 from .errors import InfoganError
@@ -42,13 +43,15 @@ PRESET_DEFAULTS = {
     "tutorial": dict(codes="c1=cat:10", batch_size=64, lr_d=2e-4, lr_g=2e-4, adam_eps=1e-7),
     "paper": dict(codes="c1=cat:10,c2=unif:-1:1@0.1,c3=unif:-1:1@0.1", batch_size=128,
                   lr_d=2e-4, lr_g=1e-3, adam_eps=1e-8),
+    "quality": dict(codes="c1=cat:10,c2=unif:-1:1@0.1,c3=unif:-1:1@0.1", batch_size=128,
+                    lr_d=2e-4, lr_g=1e-3, adam_eps=1e-8, cat_augment=1.0),
 }
 ADAM_IMPLS = {"auto": {}, "for-loop": dict(foreach=False), "foreach": dict(foreach=True),
               "fused": dict(fused=True)}
 # Fields that may change on --resume (budgets and reporting); every other field must match.
 RESUMABLE_CHANGES = {"epochs", "steps", "minutes", "log_every", "sample_every", "save_every",
                      "threads", "progress", "stop_on_collapse", "data_dir", "device", "precision",
-                     "channels_last", "compile", "adam_impl"}
+                     "channels_last", "compile", "adam_impl", "keep_best"}
 
 
 @dataclass
@@ -82,7 +85,9 @@ class TrainConfig:
     threads: int | None = None
     exact: bool = False                  # the tutorial's arithmetic: D's trunk run twice in step 3
     d_bn_in_g_step: bool = False         # tutorial code's quirk: G's step also trains D's BatchNorm
+    cat_augment: float | None = None     # strength of the distortions the cat codes' loss sees (0: off)
     stop_on_collapse: bool = False
+    keep_best: str | None = None         # unsupervised or accuracy: keep the best checkpoint as `best`
     progress: bool = True
 
     def resolved(self, n_train: int) -> TrainConfig:
@@ -95,6 +100,18 @@ class TrainConfig:
                 setattr(c, k, v)
         if c.noise_dim is None:
             c.noise_dim = NOISE_DIM[c.preset]
+        if c.cat_augment is None:
+            c.cat_augment = 0.0
+        if c.keep_best is not None:
+            from .evaluate import CRITERIA
+            if c.keep_best not in CRITERIA:
+                raise InfoganError(f"unknown --keep-best criterion '{c.keep_best}'; use one of "
+                                   f"{', '.join(CRITERIA)}")
+            if not CodeSpec.parse(c.codes, c.cont_loss).categorical:
+                raise InfoganError("--keep-best ranks checkpoints by the categorical code; "
+                                   "add one to --codes (e.g. c1=cat:10)")
+        if c.cat_augment < 0:
+            raise InfoganError(f"--cat-augment must be 0 (off) or positive, got {c.cat_augment}")
         CodeSpec.parse(c.codes, c.cont_loss)  # validates the spec
         if c.adam_impl not in ADAM_IMPLS:
             raise InfoganError(f"unknown --adam-impl '{c.adam_impl}'; use one of {', '.join(ADAM_IMPLS)}")
@@ -262,7 +279,7 @@ def train_step(t: Trainer, x_real: torch.Tensor) -> dict[str, torch.Tensor]:
     sync happens here."""
     if t.cfg.preset == "tutorial":
         return _tutorial_step(t, x_real)
-    return _paper_step(t, x_real)
+    return _paper_step(t, x_real)   # paper and quality (which adds --cat-augment)
 
 
 def _d_update(t: Trainer, x: torch.Tensor, target: float) -> torch.Tensor:
@@ -312,17 +329,31 @@ def _paper_step(t: Trainer, x_real):
         d_fake, q_fake = D(x_fake.detach())
     loss_real, loss_fake = _bce(d_real, 1.0), _bce(d_fake, 0.0)
     info_d, _, _ = t.spec.info_losses(q_fake, c)
+    info_d = info_d + _augmented_cat_loss(t, x_fake.detach(), c)
     (loss_real + loss_fake + info_d).backward()
     t.opt_d.step()
     # G: fool the updated D and keep the codes recoverable by the updated Q.
     t.opt_g.zero_grad(set_to_none=True)
     with frozen(t.frozen_in_g), t.autocast():
         d_out, q_out = D(x_fake)
+        loss_aug = _augmented_cat_loss(t, x_fake, c)
     loss_gan = _bce(d_out, 1.0)
     info, _, bounds = t.spec.info_losses(q_out, c)
-    (loss_gan + info).backward()
+    (loss_gan + info + loss_aug).backward()
     t.opt_g.step()
     return _report(loss_real, loss_fake, loss_gan, info, bounds)
+
+
+def _augmented_cat_loss(t: Trainer, x_fake: torch.Tensor, c: dict) -> torch.Tensor:
+    """The categorical codes' information loss once more, on randomly distorted copies of the
+    fakes (`--cat-augment`, see augment.py); zero when off or when no code is categorical."""
+    if not t.cfg.cat_augment or not t.spec.categorical:
+        return x_fake.new_zeros((), dtype=torch.float32)
+    x_aug = random_affine(x_fake.float(), t.gen, t.cfg.cat_augment).to(x_fake.dtype)
+    with t.autocast():
+        _, q_aug = t.D(x_aug)
+    loss, _, _ = t.spec.info_losses(q_aug, c, kinds=("cat",))
+    return loss
 
 
 def _report(loss_real, loss_fake, loss_gan, info, bounds) -> dict[str, torch.Tensor]:
@@ -343,6 +374,7 @@ class TrainResult:
     last: dict = field(default_factory=dict)   # the last logged means
     sec_per_iter: float = float("nan")
     warnings: list = field(default_factory=list)
+    best: dict | None = None                   # best.json when --keep-best
 
 
 def _rng_state(t: Trainer) -> dict:
@@ -438,8 +470,15 @@ def train(cfg: TrainConfig | dict | None, run_dir, resume: bool = False, force: 
         t.raw_G.train()
         return save_grid(x, run_dir / "samples" / f"{ckpt.step_name(step)}.png", nrow=10)
 
+    best = _BestKeeper(cfg, run_dir, data, t, say) if cfg.keep_best else None
+
     def save() -> Path:
-        return ckpt.save_checkpoint(run_dir, t.step, t.raw_G, t.raw_D, _state(t), fingerprint)
+        path = ckpt.save_checkpoint(run_dir, t.step, t.raw_G, t.raw_D, _state(t), fingerprint)
+        if best is not None:
+            rec = best.consider(path)
+            log.write(json.dumps({"step": t.step, "event": "score", **rec}) + "\n")
+            log.flush()
+        return path
 
     bar = None
     if cfg.progress:
@@ -453,41 +492,41 @@ def train(cfg: TrainConfig | dict | None, run_dir, resume: bool = False, force: 
     last_saved = t.step if resume else -1
     t0 = time.perf_counter()
     steps_done = 0
+    log = open(run_dir / "log.jsonl", "a")
     try:
-        with open(run_dir / "log.jsonl", "a") as log:
-            while t.step < cfg.steps and time.monotonic() < deadline:
-                idx = torch.randint(0, len(train_set), (n_real,), generator=t.gen, device=t.device)
-                x_real = t.to_device(train_set.batch(idx))
-                losses = train_step(t, x_real)
-                t.step += 1
-                steps_done += 1
-                vec = torch.stack(list(losses.values()))
-                window_sum = vec if window_sum is None else window_sum + vec
-                window_n += 1
+        while t.step < cfg.steps and time.monotonic() < deadline:
+            idx = torch.randint(0, len(train_set), (n_real,), generator=t.gen, device=t.device)
+            x_real = t.to_device(train_set.batch(idx))
+            losses = train_step(t, x_real)
+            t.step += 1
+            steps_done += 1
+            vec = torch.stack(list(losses.values()))
+            window_sum = vec if window_sum is None else window_sum + vec
+            window_n += 1
+            if bar is not None:
+                bar.update(1)
+            if t.step % cfg.log_every == 0 or t.step == cfg.steps:
+                means = dict(zip(losses, (window_sum / window_n).tolist()))  # the one host sync
+                dt = (time.perf_counter() - window_t0) / window_n
+                step_times.append(dt)
+                rec = {"step": t.step, "epoch": round(t.step / per_epoch, 3), **means,
+                       "sec_per_iter": dt}
+                log.write(json.dumps(rec) + "\n")
+                log.flush()
+                result.last, result.sec_per_iter = rec, dt
                 if bar is not None:
-                    bar.update(1)
-                if t.step % cfg.log_every == 0 or t.step == cfg.steps:
-                    means = dict(zip(losses, (window_sum / window_n).tolist()))  # the one host sync
-                    dt = (time.perf_counter() - window_t0) / window_n
-                    step_times.append(dt)
-                    rec = {"step": t.step, "epoch": round(t.step / per_epoch, 3), **means,
-                           "sec_per_iter": dt}
-                    log.write(json.dumps(rec) + "\n")
-                    log.flush()
-                    result.last, result.sec_per_iter = rec, dt
-                    if bar is not None:
-                        bar.set_postfix_str(_postfix(means, t.spec), refresh=False)
-                    for msg in monitor.check(t.step, means, step_times):
-                        say(msg)
-                        result.warnings.append(msg)
-                        log.write(json.dumps({"step": t.step, "event": "warning", "message": msg}) + "\n")
-                        if cfg.stop_on_collapse and monitor.collapsed:
-                            deadline = 0
-                    window_sum, window_n, window_t0 = None, 0, time.perf_counter()
-                if t.step % cfg.sample_every == 0:
-                    result.grid = write_grid(t.step)
-                if t.step % cfg.save_every == 0:
-                    result.checkpoint, last_saved = save(), t.step
+                    bar.set_postfix_str(_postfix(means, t.spec), refresh=False)
+                for msg in monitor.check(t.step, means, step_times):
+                    say(msg)
+                    result.warnings.append(msg)
+                    log.write(json.dumps({"step": t.step, "event": "warning", "message": msg}) + "\n")
+                    if cfg.stop_on_collapse and monitor.collapsed:
+                        deadline = 0
+                window_sum, window_n, window_t0 = None, 0, time.perf_counter()
+            if t.step % cfg.sample_every == 0:
+                result.grid = write_grid(t.step)
+            if t.step % cfg.save_every == 0:
+                result.checkpoint, last_saved = save(), t.step
     except KeyboardInterrupt:
         # Keep the work done: save where we are (atomically, as always), then stop.
         if bar is not None:
@@ -495,6 +534,7 @@ def train(cfg: TrainConfig | dict | None, run_dir, resume: bool = False, force: 
         if steps_done and last_saved != t.step:
             path = save()
             say(f"interrupted at step {t.step}; saved {path}; continue with --resume")
+        log.close()
         raise
     if bar is not None:
         bar.close()
@@ -504,10 +544,51 @@ def train(cfg: TrainConfig | dict | None, run_dir, resume: bool = False, force: 
         result.checkpoint = save()
     else:
         result.checkpoint = ckpt.resolve_checkpoint(run_dir, "latest")
+    log.close()
+    if best is not None:
+        result.best = best.record
     grid_path = run_dir / "samples" / f"{ckpt.step_name(t.step)}.png"
     result.grid = grid_path if grid_path.exists() else write_grid(t.step)
     result.step = t.step
     return result
+
+
+class _BestKeeper:
+    """--keep-best: score every saved checkpoint (evaluate.selection_score, with the live
+    weights switched to inference mode and back; no training state or random stream is touched) and point
+    RUN/best at the highest. RUN/best.json keeps the score of each checkpoint."""
+
+    def __init__(self, cfg: TrainConfig, run_dir: Path, data: Dataset, t: Trainer, say):
+        self.cfg, self.run_dir, self.t, self.say = cfg, run_dir, t, say
+        self.real_train = Dataset(data.name, data.split, data.images, labels=None)
+        self.real_test = (load_dataset(cfg.data, "test", cfg.data_dir)
+                          if cfg.keep_best == "accuracy" else None)
+        path = run_dir / "best.json"
+        self.record = ckpt.read_json(path, "best record") if path.exists() else None
+        if self.record is not None and self.record.get("criterion") != cfg.keep_best:
+            self.record = None   # a new criterion starts a new ranking
+
+    def consider(self, ckpt_path: Path) -> dict:
+        from .evaluate import selection_score
+        from .model import InfoGAN
+
+        G, D = self.t.raw_G, self.t.raw_D
+        try:
+            model = InfoGAN(self.cfg, self.real_train.image_shape, G, D, self.run_dir, ckpt_path)
+            with torch.no_grad():
+                sc = selection_score(model, self.cfg.keep_best, self.real_train, self.real_test)
+        finally:
+            G.train()
+            D.train()
+        rec = {"checkpoint": ckpt_path.name, **sc}
+        history = (self.record or {}).get("history", []) + [rec]
+        if self.record is None or sc["score"] > self.record["score"]:
+            self.record = {"criterion": self.cfg.keep_best, "checkpoint": ckpt_path.name,
+                           "score": sc["score"], "details": sc}
+            ckpt.write_text_atomic(self.run_dir / "best", ckpt_path.name + "\n")
+        self.record["history"] = history
+        ckpt.write_json_atomic(self.run_dir / "best.json", self.record)
+        return rec
 
 
 def _postfix(means: dict, spec: CodeSpec) -> str:
