@@ -1,4 +1,5 @@
-"""`infogan train | generate | traverse | encode`: parse, call the library, print.
+"""`infogan train | generate | traverse | encode | evaluate | label | plot | judge`: parse, call
+the library, print.
 
 Every `train` flag is a `TrainConfig` field. A user mistake prints one line,
 `infogan: error: ...`, and exits with code 2.
@@ -17,7 +18,8 @@ import numpy as np
 from .errors import InfoganError
 
 HELP = {
-    "preset": "tutorial (the Keras tutorial, exactly) or paper (the InfoGAN paper's MNIST nets)",
+    "preset": "tutorial (the Keras tutorial, exactly), paper (the InfoGAN paper's MNIST recipe) or "
+              "quality (paper + distortion-robust categorical codes: the digit, not the style)",
     "data": "mnist-5k (embedded), mnist, fashion-mnist, or idx:PATH",
     "data_dir": "folder holding the dataset's IDX files",
     "codes": "code spec, e.g. 'c1=cat:10,c2=unif:-1:1@0.1,c3=gauss@0.1' (@ sets lambda)",
@@ -37,6 +39,10 @@ HELP = {
     "exact": "the tutorial's arithmetic: fp32, D's trunk run twice, per-tensor Adam",
     "stop_on_collapse": "stop when the run looks collapsed",
     "d_bn_in_g_step": "as the tutorial's Keras code: G's step also trains D's BatchNorm layers",
+    "cat_augment": "also train the categorical codes on randomly distorted fakes, at this strength "
+                   "(0 off; quality: 1)",
+    "keep_best": "keep the best checkpoint as 'best': unsupervised (no labels) or accuracy "
+                 "(held-out clustering accuracy)",
 }
 
 
@@ -54,6 +60,8 @@ def _add_train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("run", nargs="?", default="runs/tutorial", help="run folder (default runs/tutorial)")
     p.add_argument("--resume", action="store_true", help="continue the run in RUN")
     p.add_argument("--force", action="store_true", help="replace an existing run folder")
+    p.add_argument("--seeds", type=int, default=None,
+                   help="train N seeds (from --seed) into RUN/seed-K and choose the best")
     for f in dataclasses.fields(TrainConfig):
         flag = "--" + f.name.replace("_", "-")
         t = _field_type(f)
@@ -79,13 +87,24 @@ def _parse_assignments(items: list[str] | None, spec) -> dict:
 
 
 def cmd_train(a) -> int:
-    from .train import TrainConfig, train
+    from .train import TrainConfig
 
     fields = {f.name for f in dataclasses.fields(TrainConfig)}
     given = {k: v for k, v in vars(a).items() if k in fields and v is not None}
+    if a.seeds is not None:
+        if a.seeds < 1:
+            raise InfoganError(f"--seeds must be at least 1, got {a.seeds}")
+        return _train_seeds(a, given)
+    _train_one(a, given, Path(a.run))
+    return 0
+
+
+def _train_one(a, given: dict, run_dir: Path):
+    from .train import TrainConfig, train
+
     # On --resume only the flags given change the saved config.
     cfg = given if a.resume else TrainConfig(**given)
-    r = train(cfg, a.run, resume=a.resume, force=a.force,
+    r = train(cfg, run_dir, resume=a.resume, force=a.force,
               log_fn=lambda s: print(f"infogan: {s}", file=sys.stderr))
     last = r.last
     if last:
@@ -94,9 +113,52 @@ def cmd_train(a) -> int:
               f"g {last['g']:.3f} q {last['q']:.3f} {mi}; {r.sec_per_iter:.4f} s/iter")
     print(f"run:        {r.run_dir}")
     print(f"checkpoint: {r.checkpoint}")
+    if r.best:
+        print(f"best:       {r.run_dir / 'checkpoints' / r.best['checkpoint']} "
+              f"({r.best['criterion']} score {r.best['score']:.4f})")
     print(f"grid:       {r.grid}")
     print(f"log:        {r.run_dir / 'log.jsonl'}")
     _label_after_training(r.run_dir)
+    _plots_after_training(r.run_dir)
+    return r
+
+
+def _train_seeds(a, given: dict) -> int:
+    """--seeds N: seeds s, s+1, ... in sequence into RUN/seed-K; rank them by the --keep-best
+    criterion (default unsupervised) of each seed's best (or last) checkpoint; RUN/chosen
+    names the winner, and commands given RUN use it."""
+    from .checkpoint import write_json_atomic, write_text_atomic
+    from .data import load_dataset
+    from .evaluate import selection_score
+    from .model import load
+
+    root = Path(a.run)
+    if root.exists() and (root / "config.json").exists():
+        raise InfoganError(f"{root} is a single run; give --seeds a new folder")
+    first = given.get("seed", 0)
+    criterion = given.get("keep_best") or "unsupervised"
+    rows = []
+    for seed in range(first, first + a.seeds):
+        print(f"== seed {seed} ==")
+        run_dir = root / f"seed-{seed}"
+        r = _train_one(a, {**given, "seed": seed}, run_dir)
+        if r.best is not None:
+            score, ck = r.best["score"], r.best["checkpoint"]
+        else:
+            model = load(run_dir)
+            cfg = model.config
+            train_ds = load_dataset(cfg.data, "train", cfg.data_dir)
+            test_ds = load_dataset(cfg.data, "test", cfg.data_dir) if criterion == "accuracy" else None
+            score, ck = selection_score(model, criterion, train_ds, test_ds)["score"], r.checkpoint.name
+        rows.append({"seed": seed, "run": run_dir.name, "checkpoint": ck, "score": score})
+    chosen = max(rows, key=lambda r: r["score"])
+    write_json_atomic(root / "seeds.json", {"criterion": criterion, "seeds": rows, "chosen": chosen["run"]})
+    write_text_atomic(root / "chosen", chosen["run"] + "\n")
+    print(f"seeds ranked by the {criterion} score:")
+    for r in rows:
+        mark = "  <- chosen" if r is chosen else ""
+        print(f"  seed {r['seed']}: {r['score']:.4f} ({r['run']}/{r['checkpoint']}){mark}")
+    print(f"chosen:     {root / chosen['run']} (commands given {root} use it)")
     return 0
 
 
@@ -117,6 +179,34 @@ def _label_after_training(run_dir: Path) -> None:
     lm = make_label_map(model, cfg.data, cfg.data_dir, dataset=ds)
     print(f"labels:     {Path(run_dir) / 'labels.json'} (code value -> label, "
           f"{lm['train_accuracy']:.3f} matched accuracy on the training digits)")
+
+
+def _plots_after_training(run_dir: Path) -> None:
+    from .plots import make_plots
+
+    paths = make_plots(run_dir)
+    print(f"plots:      {', '.join(str(p) for p in paths)}")
+
+
+def cmd_plot(a) -> int:
+    from .plots import make_plots
+
+    for path in make_plots(Path(a.run), a.checkpoint):
+        print(path)
+    return 0
+
+
+def cmd_judge(a) -> int:
+    from .judge import get_judge, judge_path
+
+    j = get_judge(a.data, a.data_dir, force=a.force, steps=a.steps,
+                  log_fn=lambda s: print(f"infogan: {s}", file=sys.stderr))
+    m = j.meta
+    print(f"judge for {a.data}: held-out accuracy {j.accuracy:.4f} on {m['test_images']} images "
+          f"(trained on {m['train_images']} images, {m['steps']} steps)")
+    from .data import load_dataset
+    print(judge_path(load_dataset(a.data, "train", a.data_dir), m["steps"]))
+    return 0
 
 
 def cmd_generate(a) -> int:
@@ -239,7 +329,8 @@ def cmd_evaluate(a) -> int:
 
     model = load(a.run, a.checkpoint)
     data = a.data or model.config.data
-    r = evaluate_run(model, data, a.data_dir or (model.config.data_dir if a.data is None else None))
+    r = evaluate_run(model, data, a.data_dir or (model.config.data_dir if a.data is None else None),
+                     judge=a.judge, log_fn=lambda s: print(f"infogan: {s}", file=sys.stderr))
     print(f"{r['run']} ({r['checkpoint']}) on {data}")
     for name, c in r.get("clustering", {}).items():
         print(f"  {name}: held-out clustering ({r['held_out_images']} images): accuracy {c['accuracy']:.3f} "
@@ -249,6 +340,22 @@ def cmd_evaluate(a) -> int:
         frac = f" ({100 * i['bound_fraction']:.1f}%)" if i["bound_fraction"] is not None else ""
         print(f"  {name}: information bound {i['bound_nats']:.3f} nats, H(c) {i['entropy_nats']:.3f}{frac}"
               f"{extra}  [{r['generated_samples']} generated, seed {r['seed']}]")
+    for name, c in r.get("continuous", {}).items():
+        what = f"controls {c['controls']}" if c["controls"] else "controls no clear property"
+        print(f"  {name}: {what}: correlation with slant {c['r_slant']:+.3f}, width {c['r_width']:+.3f}, "
+              f"ink {c['r_ink']:+.3f}  [{c['paths']} traversals x {c['points']} values]")
+    j = r.get("judge")
+    if j:
+        print(f"  judge: {j['feature_extractor']}")
+        if "purity" in j:
+            print(f"  {j['code']}: judge purity {j['purity']:.3f} (per value: "
+                  f"{' '.join(f'{p:.2f}' for p in j['purity_per_value'])}), control accuracy "
+                  f"{j['control_accuracy']:.3f}  [{j['images_per_value']} generated per value]")
+        ref = (f"; real training images score {j['frechet_real_train']:.3f} "
+               f"[{j['real_train_images']} vs the same]") if "frechet_real_train" in j else ""
+        print(f"  classifier score {j['classifier_score']:.3f} (at most {j['classes']}), Frechet distance "
+              f"(judge features) {j['frechet']:.3f}  [{j['generated_images']} generated vs "
+              f"{j['real_images']} held-out real]{ref}")
     if a.json:
         Path(a.json).write_text(json.dumps(r, indent=2) + "\n")
         print(a.json)
@@ -303,10 +410,23 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--seed", type=int, default=0)
     v.add_argument("--out", required=True, help="FILE.png")
 
-    ev = model_cmd("evaluate", "clustering of held-out images by Q, information bounds", cmd_evaluate)
+    ev = model_cmd("evaluate", "clustering by Q, information bounds, codes' properties, judge scores", cmd_evaluate)
     ev.add_argument("--data", default=None, help="labelled dataset (default: the run's own)")
     ev.add_argument("--data-dir", default=None)
     ev.add_argument("--json", default=None, help="also write the results as JSON")
+    ev.add_argument("--judge", action=argparse.BooleanOptionalAction, default=True,
+                    help="score samples with the dataset's judge (trained once and cached)")
+
+    model_cmd("plot", "write the run's figures under RUN/plots", cmd_plot)
+
+    jd = sub.add_parser("judge", help="the judge classifier that scores generated images")
+    jsub = jd.add_subparsers(dest="judge_command", required=True)
+    jt = jsub.add_parser("train", help="train (or show the cached) judge of a dataset")
+    jt.add_argument("--data", default="mnist-5k", help="labelled dataset")
+    jt.add_argument("--data-dir", default=None)
+    jt.add_argument("--steps", type=int, default=None, help="training steps (default 2000)")
+    jt.add_argument("--force", action="store_true", help="train again even when cached")
+    jt.set_defaults(fn=cmd_judge)
 
     lb = model_cmd("label", "map categorical code values to dataset labels (labels.json)", cmd_label)
     lb.add_argument("--data", default=None, help="labelled dataset (default: the run's own)")

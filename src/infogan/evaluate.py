@@ -260,17 +260,19 @@ def classifier_score(probs) -> float:
 
 
 def judge_report(model, judge, real_test, n: int = N_GENERATED, per_value: int = N_PER_VALUE,
-                 seed: int = EVAL_SEED) -> dict:
+                 seed: int = EVAL_SEED, real_train=None) -> dict:
     """Sample quality as the judge sees it. For the first categorical code, `per_value` images
     per value (everything else random): per-value purity (the share of the value's images that
     the judge gives the value's most common label) and control accuracy (the share that the
     judge labels as the one-to-one Hungarian matching of values to labels says). On n images
     from the prior: the classifier score and the Frechet distance between the judge's
-    penultimate features of those images and of the real held-out images."""
+    penultimate features of those images and of the real held-out images, and (given
+    `real_train`) the same distance for up to n real training images, the value a perfect G
+    would get with these sample counts."""
     out = {"feature_extractor": f"judge CNN penultimate layer ({judge.meta['dataset']}, "
                                 f"{judge.meta['test_images']} held-out images at "
                                 f"{judge.accuracy:.4f} accuracy)",
-           "generated_images": n, "real_images": len(real_test)}
+           "generated_images": n, "real_images": len(real_test), "classes": judge.n_classes}
     cats = model.spec.categorical
     if cats:
         cat = cats[0]
@@ -291,6 +293,10 @@ def judge_report(model, judge, real_test, n: int = N_GENERATED, per_value: int =
     real_f = judge.features(real_test.images)
     out["classifier_score"] = classifier_score(fake_p.softmax(1))
     out["frechet"] = feature_frechet(fake_f.numpy(), real_f.numpy())
+    if real_train is not None:  # the floor: real training images against the same held-out set
+        ref = real_train.images[:n]
+        out["frechet_real_train"] = feature_frechet(judge.features(ref).numpy(), real_f.numpy())
+        out["real_train_images"] = len(ref)
     return out
 
 
@@ -325,7 +331,7 @@ def evaluate_run(model, data: str, data_dir: str | None = None, judge: bool = Tr
         if tuple(j.meta["image_shape"]) != tuple(model.image_shape):
             raise InfoganError(f"the judge of {data} takes images {j.meta['image_shape']}, this model "
                                f"makes {list(model.image_shape)}; evaluate with the run's own dataset")
-        result["judge"] = judge_report(model, j, ds)
+        result["judge"] = judge_report(model, j, ds, real_train=load_dataset(data, "train", data_dir))
     return result
 
 

@@ -188,8 +188,11 @@ def load_judge(path: Path) -> Judge:
 
 
 def get_judge(data: str, data_dir: str | None = None, train_if_missing: bool = True,
-              force: bool = False, steps: int = JUDGE_STEPS, log_fn=None) -> Judge:
+              force: bool = False, steps: int | None = None, log_fn=None) -> Judge:
     """The judge of dataset `data`: from the cache, else trained (and cached) when allowed."""
+    steps = steps or JUDGE_STEPS
+    if steps < 1:
+        raise InfoganError(f"--steps must be at least 1, got {steps}")
     train = load_dataset(data, "train", data_dir)
     if train.labels is None:
         raise InfoganError(f"dataset {data} has no labels; the judge needs a labelled dataset")

@@ -150,6 +150,8 @@ def load(run_dir, checkpoint: str = "latest", device: str = "cpu") -> InfoGAN:
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise InfoganError(f"run folder {run_dir} does not exist; train one with 'infogan train'")
+    if not (run_dir / "config.json").exists() and (run_dir / "chosen").exists():
+        run_dir = run_dir / (run_dir / "chosen").read_text().strip()   # a --seeds folder
     meta = ckpt.read_json(run_dir / "config.json", "config")
     if meta.get("format_version") != ckpt.FORMAT_VERSION:
         raise InfoganError(f"{run_dir}/config.json has format_version {meta.get('format_version')}, "
