@@ -21,3 +21,16 @@ def tiny_run(tmp_path_factory):
                       steps=20, **TINY)
     train(cfg, run)
     return run
+
+
+@pytest.fixture(scope="session", autouse=True)
+def quick_judge(tmp_path_factory):
+    """Tests use their own cache folder and a 60-step judge (the real one takes 2,000 steps;
+    its accuracy is a benchmark figure, not a test)."""
+    from infogan import judge
+
+    mp = pytest.MonkeyPatch()
+    mp.setenv("INFOGAN_CACHE", str(tmp_path_factory.mktemp("cache")))
+    mp.setattr(judge, "JUDGE_STEPS", 60)
+    yield
+    mp.undo()
