@@ -129,3 +129,43 @@ def test_missing_and_bad_run_folders(tiny_run, tmp_path):
                                                  "model": {"image_shape": [1, 28, 28]}}))
     with pytest.raises(InfoganError, match="unknown keys"):
         infogan.load(run)
+
+
+def test_snapshot_is_a_copy_so_training_can_go_on_while_it_is_written():
+    g, d = torch.nn.Linear(3, 2), torch.nn.Linear(2, 1)
+    opt = torch.optim.Adam(g.parameters())
+    g(torch.ones(1, 3)).sum().backward()
+    opt.step()
+    gs, ds, state = ckpt.snapshot(g, d, {"opt": opt.state_dict(), "step": 1})
+    before = {k: v.clone() for k, v in gs.items()}
+    exp_avg = state["opt"]["state"][0]["exp_avg"].clone()
+    with torch.no_grad():
+        g.weight.add_(1.0)
+    opt.step()
+    assert all(torch.equal(before[k], gs[k]) for k in gs)
+    assert torch.equal(state["opt"]["state"][0]["exp_avg"], exp_avg)
+
+
+def test_background_writer_keeps_order_and_reports_errors():
+    w = ckpt.BackgroundWriter()
+    seen = []
+    for i in range(5):
+        w.submit(seen.append, i)
+    w.wait()
+    assert seen == [0, 1, 2, 3, 4]
+
+    def fail():
+        raise OSError("disk full")
+
+    w.submit(fail)
+    with pytest.raises(OSError, match="disk full"):
+        w.close()
+
+
+def test_training_waits_for_its_writes(tmp_path):
+    r = train(TrainConfig(steps=12, **{**TINY, "save_every": 4, "sample_every": 4}), tmp_path / "w")
+    names = sorted(p.name for p in (tmp_path / "w" / "checkpoints").iterdir())
+    assert names == ["step-000004", "step-000008", "step-000012"]
+    assert r.grid.exists() and r.checkpoint.name == "step-000012"
+    assert sorted(p.name for p in (tmp_path / "w" / "samples").iterdir()) == [
+        "step-000004.png", "step-000008.png", "step-000012.png"]

@@ -6,6 +6,9 @@
       samples/step-000937.png     grids
       checkpoints/step-000937/    generator.safetensors, discriminator.safetensors, state.pt
       latest                      the name of the newest complete checkpoint ("step-000937")
+      best, best.json             with --keep-best: the best checkpoint's name, and every score
+      labels.json                 code value -> dataset label (infogan label)
+      plots/                      losses.png, traverse-NAME.png
 
 Every write is atomic: a checkpoint is written into a temporary folder that is renamed into place
 once complete, and `latest` (like config.json) is replaced by rename, so a crash leaves the
@@ -74,19 +77,40 @@ def unwrap(module: torch.nn.Module) -> torch.nn.Module:
 
 
 def _cpu_state(module: torch.nn.Module) -> dict[str, torch.Tensor]:
-    return {k: v.detach().to("cpu").contiguous() for k, v in unwrap(module).state_dict().items()}
+    # clone: on the CPU .to("cpu") is the live tensor, and training goes on while a snapshot is written
+    return {k: v.detach().to("cpu", copy=True).contiguous() for k, v in unwrap(module).state_dict().items()}
+
+
+def _copy_tree(obj):
+    if isinstance(obj, torch.Tensor):
+        return obj.detach().to("cpu", copy=True)
+    if isinstance(obj, dict):
+        return {k: _copy_tree(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(_copy_tree(v) for v in obj)
+    return obj
+
+
+def snapshot(G, D, state: dict) -> tuple[dict, dict, dict]:
+    """Copies of everything a checkpoint holds, so that writing it can overlap training."""
+    return _cpu_state(G), _cpu_state(D), _copy_tree(state)
 
 
 def save_checkpoint(run_dir: Path, step: int, G, D, state: dict, fingerprint: dict) -> Path:
     """Write checkpoints/step-XXXXXX atomically, point `latest` at it, prune older state files."""
+    return write_snapshot(run_dir, step, snapshot(G, D, state), fingerprint)
+
+
+def write_snapshot(run_dir: Path, step: int, snap: tuple[dict, dict, dict], fingerprint: dict) -> Path:
+    g_state, d_state, state = snap
     ckdir = Path(run_dir) / "checkpoints"
     ckdir.mkdir(parents=True, exist_ok=True)
     final = ckdir / step_name(step)
     tmp = Path(tempfile.mkdtemp(dir=ckdir, prefix=f".tmp-{step_name(step)}-"))
     meta = {"format_version": str(FORMAT_VERSION), "fingerprint": json.dumps(fingerprint, sort_keys=True)}
     try:
-        save_file(_cpu_state(G), str(tmp / G_FILE), metadata=meta)
-        save_file(_cpu_state(D), str(tmp / D_FILE), metadata=meta)
+        save_file(g_state, str(tmp / G_FILE), metadata=meta)
+        save_file(d_state, str(tmp / D_FILE), metadata=meta)
         torch.save(state, tmp / STATE_FILE)
         if final.exists():
             shutil.rmtree(final)
@@ -99,6 +123,42 @@ def save_checkpoint(run_dir: Path, step: int, G, D, state: dict, fingerprint: di
         if old != final and (old / STATE_FILE).exists():
             (old / STATE_FILE).unlink()
     return final
+
+
+class BackgroundWriter:
+    """One worker thread that writes checkpoints, grids and pointers in the order given, so
+    that the training loop does not wait on the disk (or PNG compression). An error in a write
+    is raised at the next submit or at wait()."""
+
+    def __init__(self):
+        from concurrent.futures import ThreadPoolExecutor
+
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="infogan-writer")
+        self._pending = []
+
+    def _reap(self, block: bool) -> None:
+        keep = []
+        for f in self._pending:
+            if block or f.done():
+                f.result()   # re-raises the writer's exception here, in the training thread
+            else:
+                keep.append(f)
+        self._pending = keep
+
+    def submit(self, fn, *args, **kwargs):
+        self._reap(block=False)
+        fut = self._pool.submit(fn, *args, **kwargs)
+        self._pending.append(fut)
+        return fut
+
+    def wait(self) -> None:
+        self._reap(block=True)
+
+    def close(self) -> None:
+        try:
+            self.wait()
+        finally:
+            self._pool.shutdown(wait=True)
 
 
 def resolve_checkpoint(run_dir: Path, which: str = "latest") -> Path:

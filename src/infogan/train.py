@@ -463,19 +463,27 @@ def train(cfg: TrainConfig | dict | None, run_dir, resume: bool = False, force: 
     grid_z = torch.randn(10, cfg.noise_dim, generator=grid_gen).repeat(grid_rows, 1)
     grid_in = torch.cat([grid_z, t.spec.to_g_input(grid_c)], 1)
 
+    # Checkpoints, grids and pointers are written by one background thread (in order): the loop
+    # only copies the tensors (and renders the grid's 100 images), then goes on training.
+    writer = ckpt.BackgroundWriter()
+
     def write_grid(step: int) -> Path:
         t.raw_G.eval()
         with torch.no_grad():
-            x = t.raw_G(grid_in.to(t.device))
+            x = t.raw_G(grid_in.to(t.device)).float().cpu()
         t.raw_G.train()
-        return save_grid(x, run_dir / "samples" / f"{ckpt.step_name(step)}.png", nrow=10)
+        path = run_dir / "samples" / f"{ckpt.step_name(step)}.png"
+        writer.submit(save_grid, x, path, nrow=10)
+        return path
 
     best = _BestKeeper(cfg, run_dir, data, t, say) if cfg.keep_best else None
 
     def save() -> Path:
-        path = ckpt.save_checkpoint(run_dir, t.step, t.raw_G, t.raw_D, _state(t), fingerprint)
+        snap = ckpt.snapshot(t.raw_G, t.raw_D, _state(t))
+        writer.submit(ckpt.write_snapshot, run_dir, t.step, snap, fingerprint)
+        path = run_dir / "checkpoints" / ckpt.step_name(t.step)
         if best is not None:
-            rec = best.consider(path)
+            rec = best.consider(path, writer)
             log.write(json.dumps({"step": t.step, "event": "score", **rec}) + "\n")
             log.flush()
         return path
@@ -490,6 +498,7 @@ def train(cfg: TrainConfig | dict | None, run_dir, resume: bool = False, force: 
     monitor = CollapseMonitor()
     deadline = time.monotonic() + 60 * cfg.minutes if cfg.minutes else math.inf
     last_saved = t.step if resume else -1
+    last_grid = -1
     t0 = time.perf_counter()
     steps_done = 0
     log = open(run_dir / "log.jsonl", "a")
@@ -524,7 +533,7 @@ def train(cfg: TrainConfig | dict | None, run_dir, resume: bool = False, force: 
                         deadline = 0
                 window_sum, window_n, window_t0 = None, 0, time.perf_counter()
             if t.step % cfg.sample_every == 0:
-                result.grid = write_grid(t.step)
+                result.grid, last_grid = write_grid(t.step), t.step
             if t.step % cfg.save_every == 0:
                 result.checkpoint, last_saved = save(), t.step
     except KeyboardInterrupt:
@@ -533,7 +542,13 @@ def train(cfg: TrainConfig | dict | None, run_dir, resume: bool = False, force: 
             bar.close()
         if steps_done and last_saved != t.step:
             path = save()
+            writer.close()
             say(f"interrupted at step {t.step}; saved {path}; continue with --resume")
+        writer.close()
+        log.close()
+        raise
+    except BaseException:
+        writer.close()
         log.close()
         raise
     if bar is not None:
@@ -542,13 +557,13 @@ def train(cfg: TrainConfig | dict | None, run_dir, resume: bool = False, force: 
         result.sec_per_iter = (time.perf_counter() - t0) / steps_done
     if last_saved != t.step:
         result.checkpoint = save()
-    else:
-        result.checkpoint = ckpt.resolve_checkpoint(run_dir, "latest")
+    grid_path = run_dir / "samples" / f"{ckpt.step_name(t.step)}.png"
+    result.grid = grid_path if last_grid == t.step or grid_path.exists() else write_grid(t.step)
+    writer.close()   # everything is on disk before train returns
     log.close()
+    result.checkpoint = ckpt.resolve_checkpoint(run_dir, "latest")
     if best is not None:
         result.best = best.record
-    grid_path = run_dir / "samples" / f"{ckpt.step_name(t.step)}.png"
-    result.grid = grid_path if grid_path.exists() else write_grid(t.step)
     result.step = t.step
     return result
 
@@ -568,7 +583,9 @@ class _BestKeeper:
         if self.record is not None and self.record.get("criterion") != cfg.keep_best:
             self.record = None   # a new criterion starts a new ranking
 
-    def consider(self, ckpt_path: Path) -> dict:
+    def consider(self, ckpt_path: Path, writer: ckpt.BackgroundWriter) -> dict:
+        """Score the live weights (those of the checkpoint being written to `ckpt_path`); the
+        pointer and best.json are written by `writer`, after the checkpoint itself."""
         from .evaluate import selection_score
         from .model import InfoGAN
 
@@ -582,12 +599,15 @@ class _BestKeeper:
             D.train()
         rec = {"checkpoint": ckpt_path.name, **sc}
         history = (self.record or {}).get("history", []) + [rec]
-        if self.record is None or sc["score"] > self.record["score"]:
+        improved = self.record is None or sc["score"] > self.record["score"]
+        if improved:
             self.record = {"criterion": self.cfg.keep_best, "checkpoint": ckpt_path.name,
                            "score": sc["score"], "details": sc}
-            ckpt.write_text_atomic(self.run_dir / "best", ckpt_path.name + "\n")
         self.record["history"] = history
-        ckpt.write_json_atomic(self.run_dir / "best.json", self.record)
+        record = json.loads(json.dumps(self.record))   # the writer gets its own copy
+        if improved:
+            writer.submit(ckpt.write_text_atomic, self.run_dir / "best", ckpt_path.name + "\n")
+        writer.submit(ckpt.write_json_atomic, self.run_dir / "best.json", record)
         return rec
 
 
