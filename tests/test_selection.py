@@ -118,11 +118,16 @@ def test_checkpoint_best_without_keep_best_says_how(capsys, tiny_run, tmp_path):
 def test_seeds_trains_each_and_chooses_one(capsys, tmp_path):
     root = tmp_path / "multi"
     argv = ["train", str(root), "--seeds", "2", "--seed", "4", "--steps", "10", "--log-every", "5",
-            "--no-progress", "--batch-size", "16"]
+            "--no-progress", "--batch-size", "16", "--keep-best", "unsupervised", "--save-every", "5"]
     assert main(argv) == 0
     out = capsys.readouterr().out
     rec = json.loads((root / "seeds.json").read_text())
     assert [s["seed"] for s in rec["seeds"]] == [4, 5] and rec["criterion"] == "unsupervised"
+    for s in rec["seeds"]:   # each seed is ranked by its best checkpoint's score
+        b = json.loads((root / s["run"] / "best.json").read_text())
+        assert s["score"] == b["score"] and s["checkpoint"] == b["checkpoint"]
+        assert len(b["history"]) == 2
+    assert "best:" in out
     best = max(rec["seeds"], key=lambda s: s["score"])
     assert rec["chosen"] == best["run"] == (root / "chosen").read_text().strip()
     assert "seed 4:" in out and "seed 5:" in out and "<- chosen" in out

@@ -63,7 +63,7 @@ def plot_losses(run_dir: Path, entropies: dict[str, float] | None = None) -> Pat
         if entropies and name in entropies and entropies[name] > 0:
             ax2.axhline(entropies[name], color=line.get_color(), ls="--", lw=0.8)
     ax2.set_xlabel("iteration")
-    ax2.set_ylabel("information lower bound (nats); dashed: H(c)")
+    ax2.set_ylabel("information lower bound (nats); dashed: H(c) of cat codes")
     ax2.legend(fontsize=8)
     ax2.grid(alpha=0.3)
     fig.tight_layout()
@@ -87,6 +87,10 @@ def plot_traversals(model, report: dict | None = None, n_points: int = 9, seed: 
     cats = model.spec.categorical
     rows = cats[0].k if cats else 5
     rows = min(rows, 10)
+    lm = model.label_map() if model.run_dir is not None else None
+    names = {}
+    if cats and lm and lm.get("code") == cats[0].name:
+        names = {int(v): lab for v, lab in lm["map"].items() if lab is not None}
     outs = []
     for c in conts:
         lo, hi = _traversal_range(c)
@@ -111,7 +115,8 @@ def plot_traversals(model, report: dict | None = None, n_points: int = 9, seed: 
                 if i == rows - 1:
                     ax.set_xlabel(f"{values[j].item():.2g}", fontsize=7)
                 if j == 0:
-                    ax.set_ylabel(f"{cats[0].name}={i}" if cats else "", fontsize=7)
+                    label = f" ({names[i]})" if i in names else ""
+                    ax.set_ylabel(f"{cats[0].name}={i}{label}" if cats else "", fontsize=7)
         r = report[c.name]
         what = (f"controls {r['controls']} (r = {r['r_' + r['controls']]:+.2f})" if r["controls"]
                 else "no clear property")
@@ -120,7 +125,7 @@ def plot_traversals(model, report: dict | None = None, n_points: int = 9, seed: 
         fig.tight_layout()
         out = Path(model.run_dir) / "plots" / f"traverse-{c.name}.png"
         out.parent.mkdir(exist_ok=True)
-        fig.savefig(out, dpi=100)
+        fig.savefig(out, dpi=72)
         plt.close(fig)
         outs.append(out)
     return outs
@@ -130,4 +135,7 @@ def make_plots(run_dir: Path, checkpoint: str = "latest") -> list[Path]:
     from .model import load
 
     model = load(run_dir, checkpoint)
-    return [plot_losses(model.run_dir, model.spec.entropy()), *plot_traversals(model)]
+    # H(c) is the ceiling of a categorical code's bound only: a continuous code's differential
+    # entropy is not one, so no line is drawn for it.
+    ceilings = {c.name: c.entropy() for c in model.spec.categorical}
+    return [plot_losses(model.run_dir, ceilings), *plot_traversals(model)]

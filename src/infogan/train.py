@@ -13,6 +13,10 @@ Preset `paper` (Chen et al. 2016 and the official code): one batch of fakes per 
   D + Q update: BCE(D(x), 1) + BCE(D(G(z, c)), 0) + sum_i lambda_i L_i, so the information loss
   trains D's trunk and Q; then G update: BCE(D(G(z, c)), 1) + sum_i lambda_i L_i. Adam beta1 0.5,
   D 2e-4, G 1e-3, batch 128.
+Preset `quality` (this project's recipe for codes that pick the digit): the paper's networks and
+  step, plus the categorical codes' information loss evaluated a second time, in both updates,
+  on randomly rotated, sheared, rescaled and shifted copies of the fakes (`--cat-augment`; see
+  augment.py for why). The continuous codes' losses stay on the undistorted fakes.
 No dataset label is ever read here: batches come from `Dataset.batch`, which returns images only.
 """
 
@@ -341,7 +345,10 @@ def _paper_step(t: Trainer, x_real):
     info, _, bounds = t.spec.info_losses(q_out, c)
     (loss_gan + info + loss_aug).backward()
     t.opt_g.step()
-    return _report(loss_real, loss_fake, loss_gan, info, bounds)
+    out = _report(loss_real, loss_fake, loss_gan, info, bounds)
+    if t.cfg.cat_augment and t.spec.categorical:
+        out["q_aug"] = loss_aug.detach()   # the distorted fakes' categorical loss, in the log
+    return out
 
 
 def _augmented_cat_loss(t: Trainer, x_fake: torch.Tensor, c: dict) -> torch.Tensor:
