@@ -1,7 +1,8 @@
 # `make run`: train the tutorial's InfoGAN on the embedded MNIST digits (about 12 minutes on
 # 2 CPU cores), write a 10x10 grid (row i = categorical value i), print what it wrote.
 # `make quality`: the quality recipe (digit per categorical value) for 3,000 iterations, the best
-# checkpoint kept by the unsupervised score, then its full evaluation (about 7 minutes).
+# checkpoint kept by the unsupervised score, then its full evaluation (about 9 minutes, plus
+# about 6 the first time, when the judge classifier is trained and cached).
 # `make test`: the test suite.
 
 PYTHON ?= python3
