@@ -32,3 +32,10 @@ def test_gpu_script_runs_on_cpu(tmp_path):
                        capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr
     assert "| fp32 eager |" in r.stdout and "93,700 iterations" in r.stdout
+
+
+def test_writes_bench_runs():
+    r = subprocess.run([sys.executable, str(ROOT / "bench" / "writes.py"), "--repeats", "1"],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert "| checkpoint |" in r.stdout and "| 10x10 grid |" in r.stdout
