@@ -20,7 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import torch
 
 from infogan import checkpoint as ckpt
-from infogan.sampling import save_grid
+from infogan.sampling import save_grid, to_uint8
 from infogan.train import TrainConfig, _state, build_trainer
 
 
@@ -63,8 +63,8 @@ def main(argv=None) -> int:
                 path = run / "samples" / f"{i}-{sync}.png"
                 if sync:
                     save_grid(x, path, nrow=10)
-                else:
-                    writer.submit(save_grid, x, path, nrow=10)
+                else:  # as train.py does: torch work here, only numpy/Pillow in the writer
+                    writer.submit(save_grid, to_uint8(x), path, nrow=10)
                 out.append(time.perf_counter() - t0)
                 writer.wait()
         writer.close()

@@ -41,7 +41,7 @@ from .codes import CodeSpec
 from .data import Dataset, load_dataset
 from .errors import InfoganError
 from .nets import NOISE_DIM, PRESETS, build_models
-from .sampling import grid_codes, save_grid
+from .sampling import grid_codes, save_grid, to_uint8
 
 PRESET_DEFAULTS = {
     "tutorial": dict(codes="c1=cat:10", batch_size=64, lr_d=2e-4, lr_g=2e-4, adam_eps=1e-7),
@@ -477,9 +477,11 @@ def train(cfg: TrainConfig | dict | None, run_dir, resume: bool = False, force: 
     def write_grid(step: int) -> Path:
         t.raw_G.eval()
         with torch.no_grad():
-            x = t.raw_G(grid_in.to(t.device)).float().cpu()
+            x = to_uint8(t.raw_G(grid_in.to(t.device)).float())
         t.raw_G.train()
         path = run_dir / "samples" / f"{ckpt.step_name(step)}.png"
+        # Only numpy and Pillow in the writer: a torch op there would start a second OpenMP
+        # thread team that then competes with training (measured: 0.21 -> 0.26 s/iter).
         writer.submit(save_grid, x, path, nrow=10)
         return path
 
