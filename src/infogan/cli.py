@@ -197,6 +197,7 @@ def cmd_plot(a) -> int:
 
 
 def cmd_judge(a) -> int:
+    from .data import load_dataset
     from .judge import get_judge, judge_path
 
     j = get_judge(a.data, a.data_dir, force=a.force, steps=a.steps,
@@ -204,7 +205,6 @@ def cmd_judge(a) -> int:
     m = j.meta
     print(f"judge for {a.data}: held-out accuracy {j.accuracy:.4f} on {m['test_images']} images "
           f"(trained on {m['train_images']} images, {m['steps']} steps)")
-    from .data import load_dataset
     print(judge_path(load_dataset(a.data, "train", a.data_dir), m["steps"]))
     return 0
 
