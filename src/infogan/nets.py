@@ -21,7 +21,7 @@ from torch import nn
 
 from .codes import CodeSpec
 from .errors import InfoganError
-from .ops import SameConv2d
+from .ops import SameConv2d, is_channels_last, relayout
 
 PRESETS = ("tutorial", "paper", "quality")
 NOISE_DIM = {"tutorial": 62, "paper": 62, "quality": 62}
@@ -50,12 +50,35 @@ def _n(module: nn.Module, normal: bool = True) -> nn.Module:
 
 
 class Reshape(nn.Module):
+    """(n, C*H*W) -> (n, C, H, W); laid out NHWC when the model runs channels-last
+    (`use_channels_last`), so the convolutions after it get the layout they run fastest in."""
+
     def __init__(self, *shape: int):
         super().__init__()
         self.shape = shape
+        self.channels_last = False
 
     def forward(self, x):
-        return x.reshape(x.shape[0], *self.shape)
+        x = x.reshape(x.shape[0], *self.shape)
+        return relayout(x, torch.channels_last) if self.channels_last else x
+
+
+class Flatten(nn.Module):
+    """(n, C, H, W) -> (n, C*H*W) in (C, H, W) order whatever the input's memory layout."""
+
+    def forward(self, x):
+        if is_channels_last(x):
+            x = relayout(x, torch.contiguous_format)
+        return x.flatten(1)
+
+
+def use_channels_last(*models: nn.Module) -> None:
+    """Put the models' conv weights and their 4-d activations in the NHWC layout."""
+    for model in models:
+        model.to(memory_format=torch.channels_last)
+        for m in model.modules():
+            if isinstance(m, Reshape):
+                m.channels_last = True
 
 
 def _check_shape(image_shape: tuple[int, int, int]) -> tuple[int, int, int]:
@@ -136,7 +159,7 @@ class Discriminator(nn.Module):
                 _n(SameConv2d(128, 256, 4)),                           # (b, 256, 7, 7)
                 nn.LeakyReLU(0.1),
                 _keras_bn(nn.BatchNorm2d, 256),
-                nn.Flatten(),                                          # (b, 12544)
+                Flatten(),                                          # (b, 12544)
             )
             self.d_head = _n(nn.Linear(feat, 1), normal=False)
             self.q_head = nn.Sequential(
@@ -152,7 +175,7 @@ class Discriminator(nn.Module):
                 _n(nn.Conv2d(64, 128, 4, 2, 1)),                       # (b, 128, 7, 7)
                 nn.BatchNorm2d(128),
                 nn.LeakyReLU(0.1),
-                nn.Flatten(),
+                Flatten(),
                 _n(nn.Linear(128 * h4 * w4, 1024)),                    # (b, 1024)
                 nn.BatchNorm1d(1024),
                 nn.LeakyReLU(0.1),

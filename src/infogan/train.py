@@ -40,7 +40,7 @@ from .augment import random_affine
 from .codes import CodeSpec
 from .data import Dataset, load_dataset
 from .errors import InfoganError
-from .nets import NOISE_DIM, PRESETS, build_models
+from .nets import NOISE_DIM, PRESETS, build_models, use_channels_last
 from .sampling import grid_codes, save_grid, to_uint8
 
 PRESET_DEFAULTS = {
@@ -226,7 +226,7 @@ def build_trainer(cfg: TrainConfig, image_shape) -> Trainer:
     G, D = build_models(cfg.preset, image_shape, spec, cfg.noise_dim)
     G, D = G.to(device), D.to(device)
     if cfg.channels_last:
-        G, D = G.to(memory_format=torch.channels_last), D.to(memory_format=torch.channels_last)
+        use_channels_last(G, D)
     betas, eps = (cfg.beta1, cfg.beta2), cfg.adam_eps
     if cfg.preset == "tutorial":
         d_params = [*D.trunk.parameters(), *D.d_head.parameters()]
