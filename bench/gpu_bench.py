@@ -25,10 +25,13 @@ F32 = dict(precision="fp32", adam_impl="for-loop")
 VARIANTS = {
     "fp32 eager": F32,
     "fp32 + TF32 matmuls": dict(F32, _tf32=True),
-    "bf16 autocast": dict(F32, precision="bf16"),
+    "bf16 autocast": dict(F32, precision="bf16", channels_last=False),
     "bf16 + channels-last": dict(F32, precision="bf16", channels_last=True),
-    "bf16 + fused Adam": dict(precision="bf16", adam_impl="fused"),
-    "bf16 + fused Adam + compile": dict(precision="bf16", adam_impl="fused", compile=True),
+    "bf16 + fused Adam": dict(precision="bf16", adam_impl="fused", channels_last=False),
+    "bf16 + fused Adam + channels-last (the default)": dict(precision="bf16", adam_impl="fused",
+                                                            channels_last=True),
+    "default + compile": dict(precision="bf16", adam_impl="fused", channels_last=True,
+                              compile=True),
 }
 FULL_RUN = 93_700
 

@@ -43,12 +43,13 @@ VARIANTS = {
     "fp32 channels-last": dict(F32, channels_last=True),
     "fp32 foreach Adam": dict(F32, adam_impl="foreach"),
     "fp32 fused Adam": dict(F32, adam_impl="fused"),
-    "bf16 autocast": dict(F32, precision="bf16"),
+    "bf16 autocast": dict(F32, precision="bf16", channels_last=False),
     "bf16 + channels-last": dict(F32, precision="bf16", channels_last=True),
-    "bf16 + fused Adam (the default)": dict(precision="bf16", adam_impl="fused"),
-    "default + channels-last": dict(precision="bf16", adam_impl="fused", channels_last=True),
+    "bf16 + fused Adam": dict(precision="bf16", adam_impl="fused", channels_last=False),
+    "bf16 + fused Adam + channels-last (the default)": dict(precision="bf16", adam_impl="fused",
+                                                            channels_last=True),
     "fp32 compile": dict(F32, compile=True),
-    "default + compile": dict(precision="bf16", adam_impl="fused", compile=True),
+    "default + compile": dict(precision="bf16", adam_impl="fused", channels_last=True, compile=True),
 }
 
 

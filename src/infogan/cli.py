@@ -32,7 +32,7 @@ HELP = {
     "log_every": "log mean losses every N iterations",
     "precision": "auto (bf16 where the hardware has it), fp32 or bf16 (autocast)",
     "adam_impl": "auto (fused), for-loop, foreach or fused",
-    "channels_last": "channels-last memory format",
+    "channels_last": "channels-last (NHWC) memory format (default: on with bf16)",
     "compile": "torch.compile G and D",
     "threads": "PyTorch CPU threads",
     "device": "auto, cpu or cuda",
