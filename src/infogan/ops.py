@@ -57,7 +57,7 @@ class _SameConvFn(torch.autograd.Function):
             a, k = swap01(xp), swap01(gy)                # (Ci, B, Hp, Wp), (Co, B, H, W)
             gw = swap01(F.conv2d(a, k)).to(w_dtype)      # (Co, Ci, K, K)
         if ctx.has_bias and ctx.needs_input_grad[2]:
-            gb = gy.float().sum((0, 2, 3)).to(w_dtype)
+            gb = gy.sum((0, 2, 3), dtype=torch.float32).to(w_dtype)
         return gx, gw, gb, None
 
 
