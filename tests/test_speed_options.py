@@ -108,3 +108,12 @@ def test_speed_options_round_trip_through_config_and_resume(tmp_path):
 
 def opts_but_precision(opts):
     return {k: v for k, v in opts.items() if k != "precision"}
+
+
+def test_keep_freed_memory_is_applied_and_can_be_turned_off(monkeypatch):
+    import platform
+    from infogan.train import keep_freed_memory
+    if platform.libc_ver()[0] == "glibc":
+        assert keep_freed_memory() is True
+    monkeypatch.setenv("INFOGAN_KEEP_FREED_MEMORY", "0")
+    assert keep_freed_memory() is False
