@@ -159,7 +159,7 @@ class Discriminator(nn.Module):
                 _n(SameConv2d(128, 256, 4)),                           # (b, 256, 7, 7)
                 nn.LeakyReLU(0.1),
                 _keras_bn(nn.BatchNorm2d, 256),
-                Flatten(),                                          # (b, 12544)
+                Flatten(),                                             # (b, 12544)
             )
             self.d_head = _n(nn.Linear(feat, 1), normal=False)
             self.q_head = nn.Sequential(

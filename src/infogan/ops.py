@@ -13,7 +13,10 @@ themselves forward convolutions, which run fast:
     dL/db  = sum of dy over batch and space
 
 Same function as `nn.Conv2d` after `nn.ZeroPad2d`, to rounding (tests/test_ops.py checks it
-with gradcheck in float64).
+with gradcheck in float64, in both layouts).
+
+The layout helpers below (`relayout`, `swap01`, `is_channels_last`) keep the channels-last
+(NHWC) path free of slow layout conversions; see README, "Speed".
 """
 
 from __future__ import annotations
@@ -100,7 +103,7 @@ class _Relayout(torch.autograd.Function):
 
 def relayout(x: torch.Tensor, fmt: torch.memory_format) -> torch.Tensor:
     """`x.contiguous(memory_format=fmt)`, with the gradient returned in x's layout."""
-    if x.is_contiguous(memory_format=fmt) and (fmt != torch.contiguous_format or not is_channels_last(x)):
+    if x.is_contiguous(memory_format=fmt):
         return x
     return _Relayout.apply(x, fmt)
 

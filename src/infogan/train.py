@@ -135,7 +135,8 @@ class TrainConfig:
         if c.adam_impl == "auto":
             c.adam_impl = "for-loop" if c.exact else "fused"
         if c.channels_last is None:
-            # NHWC is the layout oneDNN's bf16 (AMX) convolutions run in; 1.15x a step here.
+            # NHWC is the layout oneDNN's bf16 (AMX) convolutions run in; 1.13x a step here
+            # (bench/RESULTS.md, throughput).
             # fp32 keeps NCHW, the reference layout (and --exact's).
             c.channels_last = c.precision == "bf16"
         for name in ("batch_size", "noise_dim", "log_every"):
@@ -189,10 +190,10 @@ def keep_freed_memory() -> bool:
     """Ask glibc's malloc to keep freed memory for reuse instead of handing it back to the OS.
 
     Why: every step allocates and frees the same few-MB activation and weight-copy buffers.
-    With glibc's defaults each one is a fresh mmap, so the first write to it takes a page fault
-    per 4 KiB (about 0.9 ms to cast G's 25088x72 weight to bf16 instead of about 0.3). Serving
-    them from the heap and not trimming it makes a tutorial step about 10% faster here
-    (bench/RESULTS.md). Process-wide and harmless: memory stays with the process that freed it.
+    With glibc's defaults each one above 128 KiB is a fresh mmap, handed back on free, and the
+    first write to each of its 4 KiB pages faults. Serving them from a heap that is not trimmed
+    makes a tutorial step 1.07x faster here (bench/allocator.py, bench/RESULTS.md).
+    Process-wide and harmless: freed memory stays with the process, for its own reuse.
     A no-op (False) where the C library is not glibc, or with INFOGAN_KEEP_FREED_MEMORY=0 (for
     measuring what it buys)."""
     if os.environ.get("INFOGAN_KEEP_FREED_MEMORY", "1") == "0":
