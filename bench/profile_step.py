@@ -50,7 +50,8 @@ def main(argv=None) -> int:
     if a.write:
         from throughput import write_section
         cmd = "python bench/profile_step.py " + " ".join(argv if argv is not None else sys.argv[1:])
-        write_section("profile", f"Command: `{cmd.strip()}`  \n{per:.4f} s/iter under the profiler "
+        name = "profile" if a.preset == "tutorial" else f"profile-{a.preset}"
+        write_section(name, f"Command: `{cmd.strip()}`  \n{per:.4f} s/iter under the profiler "
                       f"({a.iters} iterations; times are totals over them).\n\n```\n{table}\n```")
     return 0
 
