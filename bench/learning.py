@@ -33,14 +33,16 @@ OPTION_SETS = {
     "fp32 eager": dict(precision="fp32", adam_impl="for-loop"),
     "default (bf16 + fused Adam + channels-last)": dict(),
 }
-KEYS = ("d_real", "d_fake", "g", "q", "mi_c1", "accuracy", "nmi", "bound")
+LOG_KEYS = ("d_real", "d_fake", "g", "q", "mi_c1")      # from log.jsonl
+EVAL_KEYS = ("accuracy", "nmi", "bound")                # from evaluate_run
+KEYS = LOG_KEYS + EVAL_KEYS
 
 
 def summarise(log_path: Path) -> dict:
     rows = [json.loads(l) for l in log_path.read_text().splitlines()]
     rows = [r for r in rows if "event" not in r]
     tail = rows[-max(1, len(rows) // 4):]
-    return {k: statistics.mean(r[k] for r in tail) for k in KEYS[:5]}
+    return {k: statistics.mean(r[k] for r in tail) for k in LOG_KEYS}
 
 
 def evaluate(run: Path) -> dict:

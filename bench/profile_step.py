@@ -16,6 +16,7 @@ import statistics
 import sys
 from pathlib import Path
 
+from torch import nn
 from torch.profiler import ProfilerActivity, profile
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
@@ -57,7 +58,6 @@ def main(argv=None) -> int:
 
 
 def _strip(t, kinds) -> None:
-    from torch import nn
     for model in (t.raw_G, t.raw_D):
         for m in list(model.modules()):
             for name, child in list(m.named_children()):
@@ -66,7 +66,6 @@ def _strip(t, kinds) -> None:
 
 
 def ablate(a, data, argv) -> int:
-    from torch import nn
     bn = (nn.BatchNorm1d, nn.BatchNorm2d)
     arms = {"the default step": (), "without BatchNorm": bn,
             "without BatchNorm and activations": bn + (nn.LeakyReLU, nn.ReLU)}
