@@ -18,8 +18,9 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from infogan.data import load_dataset, to_unit_range  # noqa: E402
-from infogan.train import TrainConfig, build_trainer, train_step  # noqa: E402
+from infogan.cudagraph import GraphedIteration  # noqa: E402
+from infogan.data import Dataset, load_dataset  # noqa: E402
+from infogan.train import TrainConfig, build_trainer, iteration  # noqa: E402
 
 F32 = dict(precision="fp32", adam_impl="for-loop")
 VARIANTS = {
@@ -32,8 +33,44 @@ VARIANTS = {
                                                             channels_last=True),
     "default + compile": dict(precision="bf16", adam_impl="fused", channels_last=True,
                               compile=True),
+    "default + CUDA graph": dict(precision="bf16", adam_impl="fused", channels_last=True,
+                                 cuda_graph=True),
 }
 FULL_RUN = 93_700
+
+
+def make_iteration(t, data):
+    """The loop's iteration for trainer t (graphed when its config says so)."""
+    on_device = Dataset(data.name, data.split, data.images.to(t.device), labels=None)
+    n = t.cfg.batch_size // 2 if t.cfg.preset == "tutorial" else t.cfg.batch_size
+    run = lambda: iteration(t, on_device, n)  # noqa: E731
+    return GraphedIteration(run, t.gen) if t.cfg.cuda_graph else run
+
+
+def check_graph(device: str, preset: str, data, steps: int = 8) -> str:
+    """The graphed iteration against the eager one from the same seed, fp32 with deterministic
+    cuDNN: largest loss and parameter differences after `steps` iterations (3 of them eager
+    warm-up, then capture and replays), and whether the generators end in the same state."""
+    torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = True, False
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
+    runs = {}
+    for graphed in (False, True):
+        cfg = TrainConfig(preset=preset, device=device, progress=False, precision="fp32",
+                          cuda_graph=graphed).resolved(len(data))
+        t = build_trainer(cfg, data.image_shape)
+        run = make_iteration(t, data)
+        losses = [torch.stack(list(run().values())).clone() for _ in range(steps)]
+        params = torch.cat([p.detach().flatten() for m in (t.raw_G, t.raw_D)
+                            for p in m.state_dict().values() if p.is_floating_point()])
+        runs[graphed] = (torch.stack(losses), params, t.gen.get_state())
+    torch.backends.cudnn.deterministic = False
+    (l0, p0, g0), (l1, p1, g1) = runs[False], runs[True]
+    dl, dp = (l0 - l1).abs().max().item(), (p0 - p1).abs().max().item()
+    same_gen = bool(torch.equal(g0, g1))
+    ok = dl < 1e-4 and dp < 1e-5 and same_gen
+    return (f"CUDA graph vs eager, fp32, {steps} iterations: max |loss diff| {dl:.2e}, "
+            f"max |parameter diff| {dp:.2e}, generator state {'equal' if same_gen else 'DIFFERS'}"
+            f" -> {'OK' if ok else 'MISMATCH'}")
 
 
 def sync(device):
@@ -51,27 +88,30 @@ def main(argv=None) -> int:
     a = p.parse_args(argv)
     names = list(VARIANTS) if a.variants == "all" else [v.strip() for v in a.variants.split(",")]
     data = load_dataset("mnist-5k", "train")
-    rows, trainers = {}, {}
+    rows, trainers, failed = {}, {}, {}
     for name in names:
         opts = dict(VARIANTS[name])
         tf32 = opts.pop("_tf32", False)
         cfg = TrainConfig(preset=a.preset, device=a.device, progress=False, **opts).resolved(len(data))
         t = build_trainer(cfg, data.image_shape)
-        images = data.images.to(t.device)
-        n = cfg.batch_size // 2 if cfg.preset == "tutorial" else cfg.batch_size
+        run = make_iteration(t, data)
 
-        def step(t=t, images=images, n=n, tf32=tf32):
+        def step(run=run, tf32=tf32):
             torch.backends.cuda.matmul.allow_tf32 = tf32
             torch.backends.cudnn.allow_tf32 = tf32
-            idx = torch.randint(0, len(images), (n,), generator=t.gen, device=t.device)
-            return train_step(t, t.to_device(to_unit_range(images[idx])))
+            return run()
 
         t0 = time.perf_counter()
-        for _ in range(5):
-            step()
-        sync(t.device)
+        try:   # one variant failing (e.g. a capture) must not cost the others' figures
+            for _ in range(5):
+                step()
+            sync(t.device)
+        except Exception as e:  # noqa: BLE001
+            failed[name] = f"{type(e).__name__}: {str(e).strip().splitlines()[0] if str(e).strip() else ''}"
+            continue
         trainers[name] = (t, step)
         rows[name] = {"warm": time.perf_counter() - t0, "times": []}
+    names = [n for n in names if n in trainers]
     for _ in range(a.repeats):
         for name in names:
             t, step = trainers[name]
@@ -91,7 +131,13 @@ def main(argv=None) -> int:
         med = statistics.median(rows[name]["times"])
         print(f"| {name} | {med:.5f} | {1 / med:.0f} | {ref / med:.2f}x | "
               f"{FULL_RUN * med / 60:.1f} min | {rows[name]['warm']:.1f} |")
+    for name, why in failed.items():
+        print(f"| {name} | failed: {why} | | | | |")
     if a.device.startswith("cuda"):
+        try:
+            print("\n" + check_graph(a.device, a.preset, data))
+        except Exception as e:  # noqa: BLE001
+            print(f"\nCUDA graph check failed: {type(e).__name__}: {e}")
         print(f"\nPeak GPU memory: {torch.cuda.max_memory_allocated() / 2**20:.0f} MiB")
     return 0
 

@@ -115,6 +115,7 @@ def test_encode_npz_npy_idx_csv(capsys, tiny_run, tmp_path):
     (["train", "{tmp}/x", "--data", "idx:{tmp}/short-idx3-ubyte"], "truncated"),
     (["train", "{tmp}/x", "--data", "cifar"], "unknown dataset"),
     (["train", "{tmp}/x", "--data", "mnist", "--data-dir", "{tmp}"], "--data-dir"),
+    (["train", "{tmp}/x", "--cuda-graph", "--compile"], "cannot be combined"),
     (["generate", "{run}", "--n", "0", "--out", "{tmp}/a.png"], "--n must be positive"),
     (["generate", "{run}", "--n", "-4", "--out", "{tmp}/a.png"], "--n must be positive"),
     (["generate", "{run}", "--code", "c1=12", "--out", "{tmp}/a.png"], "out of range"),

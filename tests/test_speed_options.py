@@ -117,3 +117,60 @@ def test_keep_freed_memory_is_applied_and_can_be_turned_off(monkeypatch):
         assert keep_freed_memory() is True
     monkeypatch.setenv("INFOGAN_KEEP_FREED_MEMORY", "0")
     assert keep_freed_memory() is False
+
+
+# ---- --cuda-graph: what can be checked without a GPU -----------------------------------------
+# The capture itself needs CUDA; bench/gpu.sh checks it against the eager iteration (losses,
+# parameters and the generator's state) whenever a GPU is at hand.
+
+
+def test_cuda_graph_needs_a_gpu_and_excludes_compile():
+    from infogan.errors import InfoganError
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    with pytest.raises(InfoganError, match="needs a CUDA GPU"):
+        TrainConfig(cuda_graph=True).resolved(4500)
+    with pytest.raises(InfoganError, match="cannot be combined"):
+        TrainConfig(cuda_graph=True, compile=True).resolved(4500)
+    from infogan.cudagraph import GraphedIteration
+    with pytest.raises(InfoganError, match="needs a CUDA GPU"):
+        GraphedIteration(lambda: {}, torch.Generator())
+
+
+def test_cuda_graph_settings_leave_the_step_unchanged():
+    # Besides capturing, --cuda-graph makes Adam capturable and turns autocast's weight-cast
+    # cache off. Built here on the CPU (past the config check), one bf16 step must come out
+    # bit for bit as the normal one.
+    import dataclasses
+    cfg = TrainConfig(progress=False, seed=3, precision="bf16").resolved(4500)
+    outs = []
+    for graphed in (False, True):
+        t = build_trainer(dataclasses.replace(cfg, cuda_graph=graphed), (1, 28, 28))
+        assert all(g["capturable"] is graphed for o in (t.opt_d, t.opt_g) for g in o.param_groups)
+        with t.autocast():
+            assert torch.is_autocast_cache_enabled() is not graphed
+        x = t.to_device(torch.rand(32, 1, 28, 28, generator=torch.Generator().manual_seed(4)) * 2 - 1)
+        for _ in range(2):
+            losses = train_step(t, x)
+        outs.append((losses, [p.detach().clone() for p in t.raw_G.parameters()]))
+    (l0, p0), (l1, p1) = outs
+    assert all(torch.equal(l0[k], l1[k]) for k in l0)
+    assert all(torch.equal(a, b) for a, b in zip(p0, p1))
+
+
+def test_the_loop_runs_exactly_iteration(tmp_path):
+    # --cuda-graph captures `iteration`; the eager loop must run the very same thing.
+    from infogan.data import Dataset, load_dataset
+    from infogan.train import iteration
+    cfg = TrainConfig(steps=3, **{**TINY, "log_every": 1})
+    train(cfg, tmp_path / "r")
+    logged = [json.loads(s) for s in (tmp_path / "r" / "log.jsonl").read_text().splitlines()]
+    logged = [r for r in logged if "d_real" in r]
+    data = load_dataset("mnist-5k", "train")
+    rc = cfg.resolved(len(data))
+    t = build_trainer(rc, data.image_shape)
+    ds = Dataset(data.name, data.split, data.images, labels=None)
+    for rec in logged:
+        losses = iteration(t, ds, rc.batch_size // 2)
+        for k in ("d_real", "d_fake", "g", "q"):
+            assert losses[k].item() == pytest.approx(rec[k], rel=1e-6, abs=1e-7), (rec["step"], k)

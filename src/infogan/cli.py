@@ -34,6 +34,7 @@ HELP = {
     "adam_impl": "auto (fused), for-loop, foreach or fused",
     "channels_last": "channels-last (NHWC) memory format (default: on with bf16)",
     "compile": "torch.compile G and D",
+    "cuda_graph": "on a CUDA GPU: capture the whole iteration once as a CUDA graph and replay it",
     "threads": "PyTorch CPU threads",
     "device": "auto, cpu or cuda",
     "exact": "the tutorial's arithmetic: fp32, D's trunk run twice, per-tensor Adam",

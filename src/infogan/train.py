@@ -26,6 +26,7 @@ import contextlib
 import ctypes
 import ctypes.util
 import dataclasses
+import functools
 import json
 import math
 import os
@@ -41,6 +42,7 @@ import torch.nn.functional as F
 from . import checkpoint as ckpt
 from .augment import random_affine
 from .codes import CodeSpec
+from .cudagraph import GraphedIteration
 from .data import Dataset, load_dataset
 from .errors import InfoganError
 from .nets import NOISE_DIM, PRESETS, build_models, use_channels_last
@@ -58,7 +60,7 @@ ADAM_IMPLS = {"auto": {}, "for-loop": dict(foreach=False), "foreach": dict(forea
 # Fields that may change on --resume (budgets and reporting); every other field must match.
 RESUMABLE_CHANGES = {"epochs", "steps", "minutes", "log_every", "sample_every", "save_every",
                      "threads", "progress", "stop_on_collapse", "data_dir", "device", "precision",
-                     "channels_last", "compile", "adam_impl", "keep_best"}
+                     "channels_last", "compile", "cuda_graph", "adam_impl", "keep_best"}
 
 
 @dataclass
@@ -88,6 +90,7 @@ class TrainConfig:
     precision: str = "auto"              # auto: bf16 where the hardware has it (AMX, CUDA), else fp32
     channels_last: bool | None = None    # None: on with bf16 (where it is faster), off with fp32
     compile: bool = False
+    cuda_graph: bool = False             # replay the whole iteration as one CUDA graph (cudagraph.py)
     adam_impl: str = "auto"              # auto (= fused), for-loop, foreach or fused
     threads: int | None = None
     exact: bool = False                  # the tutorial's arithmetic: D's trunk run twice in step 3
@@ -134,6 +137,12 @@ class TrainConfig:
             c.precision = "fp32" if c.exact else auto_precision(pick_device(c.device))
         if c.adam_impl == "auto":
             c.adam_impl = "for-loop" if c.exact else "fused"
+        if c.cuda_graph:
+            if c.compile:
+                raise InfoganError("--compile and --cuda-graph cannot be combined; use one of them")
+            if pick_device(c.device).type != "cuda":
+                raise InfoganError("--cuda-graph needs a CUDA GPU (--device cuda); drop "
+                                   "--cuda-graph to train on the CPU")
         if c.channels_last is None:
             # NHWC is the layout oneDNN's bf16 (AMX) convolutions run in; 1.13x a step here
             # (bench/RESULTS.md, throughput).
@@ -237,7 +246,9 @@ class Trainer:
 
     def autocast(self):
         if self.cfg.precision == "bf16":
-            return torch.autocast(self.device.type, dtype=torch.bfloat16)
+            # A CUDA graph must not keep autocast's weight casts cached across its capture.
+            return torch.autocast(self.device.type, dtype=torch.bfloat16,
+                                  cache_enabled=False if self.cfg.cuda_graph else None)
         return contextlib.nullcontext()
 
     def to_device(self, x: torch.Tensor) -> torch.Tensor:
@@ -276,7 +287,9 @@ def build_trainer(cfg: TrainConfig, image_shape) -> Trainer:
         d_params = list(D.parameters())
         g_params = list(G.parameters())
         frozen_in_g = d_params
-    impl = ADAM_IMPLS[cfg.adam_impl]
+    impl = dict(ADAM_IMPLS[cfg.adam_impl])
+    if cfg.cuda_graph:
+        impl["capturable"] = True   # Adam's step count on the GPU, so a graph can replay it
     opt_d = torch.optim.Adam(d_params, lr=cfg.lr_d, betas=betas, eps=eps, **impl)
     opt_g = torch.optim.Adam(g_params, lr=cfg.lr_g, betas=betas, eps=eps, **impl)
     gen = torch.Generator(device=device).manual_seed(cfg.seed + 1)
@@ -318,6 +331,13 @@ def train_step(t: Trainer, x_real: torch.Tensor) -> dict[str, torch.Tensor]:
     if t.cfg.preset == "tutorial":
         return _tutorial_step(t, x_real)
     return _paper_step(t, x_real)   # paper and quality (which adds --cat-augment)
+
+
+def iteration(t: Trainer, data: Dataset, n_real: int) -> dict[str, torch.Tensor]:
+    """One iteration as the loop runs it: `n_real` real images drawn by random index (t.gen) from
+    `data`, which lives on t.device, then `train_step`. No host sync, so a CUDA graph can hold it."""
+    idx = torch.randint(0, len(data), (n_real,), generator=t.gen, device=t.device)
+    return train_step(t, t.to_device(data.batch(idx)))
 
 
 def _d_update(t: Trainer, x: torch.Tensor, target: float) -> torch.Tensor:
@@ -542,14 +562,15 @@ def train(cfg: TrainConfig | dict | None, run_dir, resume: bool = False, force: 
     deadline = time.monotonic() + 60 * cfg.minutes if cfg.minutes else math.inf
     last_saved = t.step if resume else -1
     last_grid = -1
+    run_iteration = functools.partial(iteration, t, train_set, n_real)
+    if cfg.cuda_graph:
+        run_iteration = GraphedIteration(run_iteration, t.gen)
     t0 = time.perf_counter()
     steps_done = 0
     log = open(run_dir / "log.jsonl", "a")
     try:
         while t.step < cfg.steps and time.monotonic() < deadline:
-            idx = torch.randint(0, len(train_set), (n_real,), generator=t.gen, device=t.device)
-            x_real = t.to_device(train_set.batch(idx))
-            losses = train_step(t, x_real)
+            losses = run_iteration()   # with --cuda-graph: static tensors, summed below at once
             t.step += 1
             steps_done += 1
             vec = torch.stack(list(losses.values()))
