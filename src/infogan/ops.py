@@ -124,9 +124,10 @@ class SameConv2d(nn.Conv2d):
         self.fast_backward = fast_backward
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        # The rewrite pays off for bf16 (oneDNN's bf16 backward-weights kernel is the slow
-        # one); fp32 keeps autograd's own backward, the reference arithmetic.
-        if (self.fast_backward and torch.is_grad_enabled()
+        # The rewrite pays off for bf16 on the CPU (oneDNN's bf16 backward-weights kernel is
+        # the slow one); fp32, and CUDA (whose cuDNN kernels were never measured slow), keep
+        # autograd's own backward, the reference arithmetic.
+        if (self.fast_backward and x.is_cpu and torch.is_grad_enabled()
                 and _compute_dtype(x) in (torch.bfloat16, torch.float16)):
             return _SameConvFn.apply(x, self.weight, self.bias, self.same_pad)
         return F.conv2d(F.pad(x, self.same_pad), self.weight, self.bias)
