@@ -32,16 +32,22 @@ class GraphedIteration:
     """`fn()` (one training iteration, returning a dict of tensors) run through a CUDA graph."""
 
     def __init__(self, fn: Callable[[], dict], generator: torch.Generator, warmup: int = 3):
-        if not torch.cuda.is_available():
-            raise InfoganError("--cuda-graph needs a CUDA GPU; none is visible here, so drop "
+        if not torch.cuda.is_available() or generator.device.type != "cuda":
+            raise InfoganError("--cuda-graph needs a CUDA GPU; none is in use here, so drop "
                                "--cuda-graph")
         self.fn, self.generator, self.warmup = fn, generator, warmup
+        self.device = generator.device     # the training device (cuda:N): streams and capture there
         self.eager_calls = 0
         self.graph: torch.cuda.CUDAGraph | None = None
         self.out: dict | None = None
-        self._side = torch.cuda.Stream()
+        with torch.cuda.device(self.device):
+            self._side = torch.cuda.Stream()
 
     def __call__(self) -> dict:
+        with torch.cuda.device(self.device):
+            return self._call()
+
+    def _call(self) -> dict:
         if self.graph is not None:
             self.graph.replay()
             return self.out
