@@ -13,7 +13,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "bench"))
 
 
-@pytest.mark.parametrize("preset, exact", [("tutorial", False), ("tutorial", True), ("paper", False)])
+@pytest.mark.parametrize("preset, exact", [("tutorial", False), ("tutorial", True), ("paper", False),
+                                           ("quality", False)])
 def test_analytic_flops_match_flop_counter(preset, exact):
     from throughput import counted_flops, step_flops
 
