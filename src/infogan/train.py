@@ -144,7 +144,7 @@ class TrainConfig:
                 raise InfoganError("--cuda-graph needs a CUDA GPU (--device cuda); drop "
                                    "--cuda-graph to train on the CPU")
         if c.channels_last is None:
-            # NHWC is the layout oneDNN's bf16 (AMX) convolutions run in; 1.13x a step here
+            # NHWC is the layout oneDNN's bf16 (AMX) convolutions run in; 1.13-1.15x a step here
             # (bench/RESULTS.md, throughput).
             # fp32 keeps NCHW, the reference layout (and --exact's).
             c.channels_last = c.precision == "bf16"
