@@ -59,6 +59,10 @@ class GraphedIteration:
             torch.cuda.current_stream().wait_stream(self._side)
             return out
         graph = torch.cuda.CUDAGraph()
+        if not hasattr(graph, "register_generator_state"):
+            raise InfoganError(f"--cuda-graph: PyTorch {torch.__version__} cannot give a CUDA graph "
+                               "the run's own random generator; upgrade PyTorch or train without "
+                               "--cuda-graph")
         graph.register_generator_state(self.generator)
         try:
             with torch.cuda.graph(graph):
