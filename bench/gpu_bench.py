@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import struct
 import sys
 import time
 from pathlib import Path
@@ -25,7 +24,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 from infogan.cudagraph import GraphedIteration  # noqa: E402
-from infogan.data import Dataset, load_dataset  # noqa: E402
+from infogan.data import Dataset, load_dataset, write_idx  # noqa: E402
 from infogan.train import TrainConfig, build_trainer, iteration  # noqa: E402
 
 F32 = dict(precision="fp32", adam_impl="for-loop")
@@ -48,8 +47,7 @@ FULL_RUN = 93_700
 def make_iteration(t, data):
     """The loop's iteration for trainer t (graphed when its config says so)."""
     on_device = Dataset(data.name, data.split, data.images.to(t.device), labels=None)
-    n = t.cfg.batch_size // 2 if t.cfg.preset == "tutorial" else t.cfg.batch_size
-    run = lambda: iteration(t, on_device, n)  # noqa: E731
+    run = lambda: iteration(t, on_device, t.cfg.real_batch)  # noqa: E731
     return GraphedIteration(run, t.gen) if t.cfg.cuda_graph else run
 
 
@@ -85,9 +83,7 @@ def export_data(folder: str) -> Path:
     n, c, h, w = images.shape
     out = Path(folder)
     out.mkdir(parents=True, exist_ok=True)
-    path = out / "mnist5k-train-images-idx3-ubyte"
-    path.write_bytes(bytes([0, 0, 8, 3]) + struct.pack(">3I", n * c, h, w) + images.tobytes())
-    return path
+    return write_idx(out / "mnist5k-train-images-idx3-ubyte", images.reshape(n * c, h, w))
 
 
 def sync(device):

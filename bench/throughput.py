@@ -182,8 +182,7 @@ def counted_flops(t, x_real) -> int:
 def make(preset: str, opts: dict, data):
     cfg = TrainConfig(preset=preset, progress=False, seed=0, **opts).resolved(len(data))
     t = build_trainer(cfg, data.image_shape)
-    n_real = cfg.batch_size // 2 if preset == "tutorial" else cfg.batch_size
-    return t, n_real
+    return t, cfg.real_batch
 
 
 def run_iters(t, n_real, images, iters: int) -> float:

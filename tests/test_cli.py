@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import gzip
 import shutil
 import struct
 import subprocess
@@ -15,6 +14,7 @@ import pytest
 from PIL import Image
 
 from infogan.cli import main
+from infogan.data import write_idx
 
 
 def run(capsys, *argv):
@@ -35,10 +35,7 @@ def expect_error(capsys, words, *argv):
 
 
 def idx_file(path, array, gz=False):
-    header = bytes([0, 0, 8, array.ndim]) + struct.pack(f">{array.ndim}I", *array.shape)
-    data = header + array.astype(np.uint8).tobytes()
-    path.write_bytes(gzip.compress(data) if gz else data)
-    return path
+    return write_idx(path, np.asarray(array).astype(np.uint8), gz=gz)
 
 
 def test_train_cli_writes_and_prints_paths(capsys, tmp_path):

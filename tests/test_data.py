@@ -166,6 +166,16 @@ def test_read_idx_round_trip(tmp_path, gz):
     assert np.array_equal(data.read_idx(write_idx(tmp_path / "b", ints, gz=gz)), ints)
 
 
+@pytest.mark.parametrize("dtype", [np.uint8, np.int32, np.float32])
+def test_library_write_idx_is_the_standard_encoding(tmp_path, dtype):
+    arr = (np.random.default_rng(4).random((4, 6, 2)) * 200).astype(dtype)
+    path = data.write_idx(tmp_path / "lib.idx", arr)
+    assert path.read_bytes() == idx_bytes(arr)
+    assert np.array_equal(data.read_idx(data.write_idx(tmp_path / "lib.gz", arr, gz=True)), arr)
+    with pytest.raises(InfoganError, match="cannot write"):
+        data.write_idx(tmp_path / "bad", np.zeros(3, np.int64))
+
+
 def test_read_idx_gzip_detected_by_magic_not_suffix(tmp_path):
     arr = np.arange(12, dtype=np.uint8).reshape(3, 4)
     assert np.array_equal(data.read_idx(write_idx(tmp_path / "raw.gz", arr, gz=False)), arr)

@@ -103,6 +103,21 @@ def _one_line(text: object) -> str:
     return " ".join(str(text).split())
 
 
+def write_idx(path: str | os.PathLike, array: np.ndarray, gz: bool = False) -> Path:
+    """Write `array` (uint8, int8, int16, int32, float32 or float64) as the IDX file that
+    `read_idx` reads back; gzip-compressed when `gz`."""
+    codes = {np.dtype(t).newbyteorder("="): c for c, t in _IDX_TYPES.items()}
+    array = np.asarray(array)
+    if array.dtype not in codes or array.ndim == 0:
+        raise InfoganError(f"idx: cannot write a {array.ndim}-d {array.dtype} array; IDX holds "
+                           "1-d or larger arrays of uint8, int8, int16, int32, float32 or float64")
+    header = bytes([0, 0, codes[array.dtype], array.ndim]) + np.asarray(array.shape, ">u4").tobytes()
+    payload = header + array.astype(array.dtype.newbyteorder(">")).tobytes()
+    path = Path(path)
+    path.write_bytes(gzip.compress(payload) if gz else payload)
+    return path
+
+
 def read_idx(path: str | os.PathLike) -> np.ndarray:
     """Parse an IDX file (raw, or gzip-compressed: detected by the magic bytes 1f 8b).
 

@@ -100,6 +100,12 @@ class TrainConfig:
     keep_best: str | None = None         # unsupervised or accuracy: keep the best checkpoint as `best`
     progress: bool = True
 
+    @property
+    def real_batch(self) -> int:
+        """Real images per iteration: half the batch for `tutorial` (the other half is fakes),
+        the whole batch for `paper` and `quality`."""
+        return self.batch_size // 2 if self.preset == "tutorial" else self.batch_size
+
     def resolved(self, n_train: int) -> TrainConfig:
         """Fill preset defaults and budgets; validate. The result is what config.json stores."""
         if self.preset not in PRESETS:
@@ -517,7 +523,7 @@ def train(cfg: TrainConfig | dict | None, run_dir, resume: bool = False, force: 
 
     # The whole training split on the device as uint8 (N, C, H, W); its labels stay behind.
     train_set = Dataset(data.name, data.split, data.images.to(t.device), labels=None)
-    n_real = cfg.batch_size // 2 if cfg.preset == "tutorial" else cfg.batch_size
+    n_real = cfg.real_batch
     per_epoch = max(1, len(data) // cfg.batch_size)
     grid_gen = torch.Generator().manual_seed(cfg.seed + 2)  # fixed grid codes, own stream
     grid_c, grid_rows = grid_codes(t.spec, 10, grid_gen)
